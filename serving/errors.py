@@ -1,0 +1,50 @@
+"""Typed errors raised by the serving core.
+
+The core never knows about HTTP: the gateway maps these classes to status codes in
+one place. Each error carries what a caller needs to fix the request.
+"""
+
+from __future__ import annotations
+
+
+class C2SError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    #: the request field at fault, mirrored into the OpenAI envelope's ``param``
+    param: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if param is not None:
+            self.param = param
+
+
+class InvalidRequest(C2SError):
+    """The caller's input cannot be served as given."""
+
+
+class PromptTooLong(InvalidRequest):
+    """A prompt does not fit the model's context window."""
+
+    param = "input_tokens"
+
+    def __init__(self, prompt_tokens: int, max_model_len: int, *, detail: str = "") -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_model_len = max_model_len
+        # vLLM needs one free position for the first generated token
+        message = (
+            f"The prompt has {prompt_tokens} tokens, but this model's maximum context "
+            f"length is {max_model_len} tokens, and at least one token must be left for "
+            f"the output. Shorten the prompt to at most {max_model_len - 1} tokens"
+            f"{' (' + detail + ')' if detail else ''}."
+        )
+        super().__init__(message)
+
+
+class ConfigError(C2SError, ValueError):
+    """A component configuration is inconsistent with what it configures."""
+
+
+class EngineUnavailable(C2SError):
+    """The engine is not running or has died; retrying later may succeed."""
