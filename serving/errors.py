@@ -48,3 +48,29 @@ class ConfigError(C2SError, ValueError):
 
 class EngineUnavailable(C2SError):
     """The engine is not running or has died; retrying later may succeed."""
+
+
+class UnknownTask(InvalidRequest):
+    """A task name that the registry does not declare."""
+
+    param = "task"
+
+    def __init__(self, name: str, valid: tuple[str, ...]) -> None:
+        self.name = name
+        self.valid = valid
+        super().__init__(f"Unknown task {name!r}. Valid tasks: {', '.join(valid)}.")
+
+
+class InvalidTaskInput(InvalidRequest):
+    """A task's input fails its model's validation, or names a template that does not exist.
+
+    ``errors`` holds pydantic-style error dicts (``loc``, ``msg``, ``type``) so that a
+    gateway can report every problem at once.
+    """
+
+    def __init__(
+        self, task: str, message: str, *, errors: tuple[dict, ...] = (), param: str | None = None
+    ) -> None:
+        self.task = task
+        self.errors = errors
+        super().__init__(f"Invalid input for task {task!r}: {message}", param=param)

@@ -1,0 +1,317 @@
+"""Pydantic input models of the twelve tasks.
+
+Each model validates one request's task input (unknown keys are errors) and knows how it
+fills its task's template placeholders (``template_fields``) and how many genes and cells
+its answer holds (``output_size``, which sizes ``max_tokens``). Cells come either as cell
+sentences (space-separated gene symbols, most expressed first) or as expression with gene
+names, which is ranked into a sentence the way C2S does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from serving.tasks.cell_text import cell_blocks, first_genes
+
+Organism = Literal["Homo sapiens", "Mus musculus"]
+
+#: C2S's default genes per cell (``predict_cell_types_of_data``, ``generate_cells_...``)
+DEFAULT_GENES_SINGLE = 200
+#: inside the model card's trained range for multi-cell prompts (100-400 genes per cell)
+DEFAULT_GENES_MULTI = 100
+#: inside the model card's trained range of 5-20 cells
+DEFAULT_CELLS = 5
+#: no 8192-token context holds more; the prompt budget check is the real bound
+MAX_GENES = 8192
+MAX_CELLS = 64
+
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+GeneSymbol = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+]
+GeneCount = Annotated[int, Field(ge=1, le=MAX_GENES)]
+CellCount = Annotated[int, Field(ge=1, le=MAX_CELLS)]
+
+
+def _normalise_sentence(text: str) -> str:
+    """Upper-case (C2S upper-cases every vocabulary) and join on single spaces."""
+    words = text.upper().split()
+    if not words:
+        raise ValueError("a cell sentence needs at least one gene")
+    return " ".join(words)
+
+
+class ExpressionCell(BaseModel):
+    """One cell as expression values with their gene names (any order, zeros allowed).
+
+    Values should be log-normalised counts (``normalize_total`` then ``log1p``), as C2S
+    expects; only the order of the non-zero values matters.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    genes: list[GeneSymbol] = Field(min_length=1, max_length=100_000)
+    values: list[float] = Field(min_length=1, max_length=100_000)
+
+    @field_validator("values")
+    @classmethod
+    def _values_match_genes(cls, values: list[float], info) -> list[float]:
+        genes = info.data.get("genes")
+        if genes is not None and len(values) != len(genes):
+            raise ValueError(f"{len(values)} values for {len(genes)} genes")
+        if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+            raise ValueError("values must be finite")
+        return values
+
+    @field_validator("genes")
+    @classmethod
+    def _genes_unique_upper(cls, genes: list[str]) -> list[str]:
+        upper = [g.upper() for g in genes]
+        if len(set(upper)) != len(upper):
+            seen: set[str] = set()
+            dups = sorted({g for g in upper if g in seen or seen.add(g)})
+            # C2S upper-cases names; two that collide would silently share one word
+            raise ValueError(f"gene names collide after upper-casing: {', '.join(dups[:10])}")
+        return upper
+
+    def to_sentence(self) -> str:
+        """Rank the non-zero genes by descending value, ties broken as C2S does."""
+        from serving.tasks.sentences import expression_to_sentence
+
+        return expression_to_sentence(self.genes, self.values)
+
+
+Cell = Annotated[str, StringConstraints(min_length=1)] | ExpressionCell
+
+
+def cell_sentence(cell: str | ExpressionCell) -> str:
+    """The cell sentence of a cell given either way."""
+    if isinstance(cell, ExpressionCell):
+        return cell.to_sentence()
+    return cell
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSize:
+    """How much an answer holds: generated genes in all cells, and the cell count."""
+
+    genes: int = 0
+    cells: int = 0
+
+
+class TaskInput(BaseModel):
+    """Fields every task shares; subclasses add theirs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: placeholders this input fills, checked against every template it is rendered with
+    placeholders: ClassVar[frozenset[str]] = frozenset({"organism"})
+
+    organism: Organism = "Homo sapiens"
+
+    def template_fields(self) -> dict[str, str]:
+        """Values for the template's placeholders (all strings)."""
+        return {"organism": self.organism}
+
+    def output_size(self) -> OutputSize:
+        """Genes and cells the answer should hold."""
+        return OutputSize()
+
+
+def _check_sentence(cell: str | ExpressionCell) -> str | ExpressionCell:
+    return _normalise_sentence(cell) if isinstance(cell, str) else cell
+
+
+# ---------------------------------------------------------------- single cell
+
+
+class CellGenerationInput(TaskInput):
+    """Generate one cell with no condition."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes"})
+    n_genes: GeneCount = DEFAULT_GENES_SINGLE
+
+    def template_fields(self) -> dict[str, str]:
+        return {**super().template_fields(), "num_genes": str(self.n_genes)}
+
+    def output_size(self) -> OutputSize:
+        return OutputSize(genes=self.n_genes, cells=1)
+
+
+class CellTypePredictionInput(TaskInput):
+    """Predict the cell type of one cell from its first ``n_genes`` genes."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "cell_sentence"})
+    cell: Cell
+    n_genes: GeneCount = DEFAULT_GENES_SINGLE
+
+    @field_validator("cell")
+    @classmethod
+    def _cell(cls, cell: str | ExpressionCell) -> str | ExpressionCell:
+        return _check_sentence(cell)
+
+    def template_fields(self) -> dict[str, str]:
+        # C2S writes the requested k even when the cell has fewer genes
+        sentence = first_genes(cell_sentence(self.cell), self.n_genes)
+        return {
+            **super().template_fields(),
+            "num_genes": str(self.n_genes),
+            "cell_sentence": sentence,
+        }
+
+
+class CellTypeGenerationInput(CellGenerationInput):
+    """Generate one cell of a given cell type."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "cell_type"})
+    cell_type: Label
+
+    def template_fields(self) -> dict[str, str]:
+        return {**super().template_fields(), "cell_type": self.cell_type}
+
+
+# ---------------------------------------------------------------- multi-cell
+
+
+class MultiCellGenerationInput(TaskInput):
+    """Generate ``n_cells`` cells with no condition."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "num_cells"})
+    n_genes: GeneCount = DEFAULT_GENES_MULTI
+    n_cells: CellCount = DEFAULT_CELLS
+
+    def template_fields(self) -> dict[str, str]:
+        return {
+            **super().template_fields(),
+            "num_genes": str(self.n_genes),
+            "num_cells": str(self.n_cells),
+        }
+
+    def output_size(self) -> OutputSize:
+        return OutputSize(genes=self.n_genes * self.n_cells, cells=self.n_cells)
+
+
+class MultiCellInput(TaskInput):
+    """Several cells, each cut to the same first ``n_genes`` genes."""
+
+    placeholders: ClassVar = frozenset(
+        {"organism", "num_genes", "num_cells", "multi_cell_sentences"}
+    )
+    cells: list[Cell] = Field(min_length=1, max_length=MAX_CELLS)
+    n_genes: GeneCount = DEFAULT_GENES_MULTI
+
+    @field_validator("cells")
+    @classmethod
+    def _cells(cls, cells: list[str | ExpressionCell]) -> list[str | ExpressionCell]:
+        return [_check_sentence(c) for c in cells]
+
+    def sentences(self) -> list[str]:
+        """Each cell's sentence cut to ``n_genes`` genes."""
+        return [first_genes(cell_sentence(c), self.n_genes) for c in self.cells]
+
+    def template_fields(self) -> dict[str, str]:
+        return {
+            **super().template_fields(),
+            "num_genes": str(self.n_genes),
+            "num_cells": str(len(self.cells)),
+            "multi_cell_sentences": cell_blocks(self.sentences()),
+        }
+
+
+class TissuePredictionInput(MultiCellInput):
+    """Predict the tissue that several cells come from."""
+
+
+class MultiCellTypePredictionInput(MultiCellInput):
+    """Predict the cell type of each of several cells."""
+
+    def output_size(self) -> OutputSize:
+        return OutputSize(cells=len(self.cells))
+
+
+class CellsToAbstractInput(MultiCellInput):
+    """Write an abstract summarising several cells."""
+
+
+class TissueGenerationInput(MultiCellGenerationInput):
+    """Generate ``n_cells`` cells from a given tissue."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "num_cells", "tissue"})
+    tissue: Label
+
+    def template_fields(self) -> dict[str, str]:
+        return {**super().template_fields(), "tissue": self.tissue}
+
+
+class AbstractToCellsInput(MultiCellGenerationInput):
+    """Generate ``n_cells`` cells that an abstract describes."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "num_cells", "abstract"})
+    abstract: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        max_length=20_000
+    )
+
+    def template_fields(self) -> dict[str, str]:
+        return {**super().template_fields(), "abstract": self.abstract}
+
+
+class MultiCellTypeGenerationInput(TaskInput):
+    """Generate one cell per given cell type."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "num_cells", "cell_types"})
+    cell_types: list[Label] = Field(min_length=1, max_length=MAX_CELLS)
+    n_genes: GeneCount = DEFAULT_GENES_MULTI
+
+    def template_fields(self) -> dict[str, str]:
+        return {
+            **super().template_fields(),
+            "num_genes": str(self.n_genes),
+            "num_cells": str(len(self.cell_types)),
+            "cell_types": cell_blocks(self.cell_types),
+        }
+
+    def output_size(self) -> OutputSize:
+        n = len(self.cell_types)
+        return OutputSize(genes=self.n_genes * n, cells=n)
+
+
+# ---------------------------------------------------------------- gene sets
+
+
+class GeneSetToGenesInput(TaskInput):
+    """List the genes of a named gene set, alphabetically."""
+
+    placeholders: ClassVar = frozenset({"organism", "gene_set_name"})
+    gene_set_name: Label
+    n_genes: GeneCount = Field(
+        default=100, description="the most genes the answer may list (sizes max_tokens only)"
+    )
+
+    def template_fields(self) -> dict[str, str]:
+        return {**super().template_fields(), "gene_set_name": self.gene_set_name}
+
+    def output_size(self) -> OutputSize:
+        return OutputSize(genes=self.n_genes)
+
+
+class GenesToGeneSetInput(TaskInput):
+    """Name the gene set that some genes form (rendered in alphabetical order)."""
+
+    placeholders: ClassVar = frozenset({"organism", "num_genes", "genes"})
+    genes: list[GeneSymbol] = Field(min_length=1, max_length=MAX_GENES)
+
+    @field_validator("genes")
+    @classmethod
+    def _upper_unique(cls, genes: list[str]) -> list[str]:
+        # a gene set is a set: order and repeats carry nothing
+        return sorted({g.upper() for g in genes})
+
+    def template_fields(self) -> dict[str, str]:
+        return {
+            **super().template_fields(),
+            "num_genes": str(len(self.genes)),
+            "genes": " ".join(self.genes),
+        }
