@@ -1,0 +1,38 @@
+"""The engine layer: config, params, outputs and the protocol every engine implements.
+
+`serving.engine.vllm_engine.VllmEngine` is imported lazily (by `start_vllm_engine`) so that
+code and tests that never start an engine do not pay for importing vllm.
+"""
+
+from serving.engine.config import EngineConfig
+from serving.engine.outputs import (
+    Completion,
+    EngineLimits,
+    GeneratedSequence,
+    SequenceDelta,
+    StepOutput,
+    TokenLogprob,
+)
+from serving.engine.params import GenerationParams
+from serving.engine.protocol import Engine
+
+
+async def start_vllm_engine(config: EngineConfig) -> Engine:
+    """Start the vLLM engine described by ``config``."""
+    from serving.engine.vllm_engine import VllmEngine
+
+    return await VllmEngine.start(config)
+
+
+__all__ = [
+    "Completion",
+    "Engine",
+    "EngineConfig",
+    "EngineLimits",
+    "GeneratedSequence",
+    "GenerationParams",
+    "SequenceDelta",
+    "StepOutput",
+    "TokenLogprob",
+    "start_vllm_engine",
+]

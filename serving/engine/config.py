@@ -1,0 +1,68 @@
+"""`EngineConfig`: the one typed configuration of the engine adapter."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EngineConfig(BaseModel):
+    """How to run one vLLM engine over one checkpoint.
+
+    Built once at the edge (CLI, config file, ``AppConfig``) and passed down unchanged.
+
+    Attributes
+    ----------
+    model
+        Local checkpoint directory or Hugging Face id.
+    tokenizer
+        Tokenizer path or id; defaults to ``model``.
+    dtype
+        Compute dtype. bf16 is the right choice on CPUs with AVX512-BF16/AMX and on GPUs.
+    max_model_len
+        Context length. ``None`` takes the checkpoint's ``max_position_embeddings``
+        (8192 for the C2S Pythia checkpoint, whose context was extended with plain RoPE).
+    rope_scaling
+        Extra RoPE scaling. Refused for checkpoints trained without it.
+    kv_cache_gib
+        KV cache size on the CPU build, in GiB (``VLLM_CPU_KVCACHE_SPACE``).
+    gpu_memory_utilization
+        Fraction of GPU memory vLLM may use, on the CUDA build.
+    cpu_cores
+        ``"server"`` leaves one core to the HTTP/Ray side (vLLM's default binding);
+        ``"all"`` binds the worker to every core, which measured about 1.8x faster for
+        an offline job on a 2-core machine.
+    cpu_threads_bind
+        Explicit ``VLLM_CPU_OMP_THREADS_BIND`` (e.g. ``"0-3"``), overriding ``cpu_cores``.
+    enforce_eager
+        Skip torch.compile. Compilation of the CPU graph can take many minutes, so tests,
+        demos and servers that must start fast keep this on; long bulk jobs may turn it off.
+    warmup_prompt_tokens
+        Length of the warm-up request sent at start. The bf16 CPU build dies on a first
+        request of 1-3 tokens; a first request of at least 6 tokens avoids it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    tokenizer: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    max_model_len: int | None = Field(default=None, ge=16)
+    rope_scaling: dict[str, float | str] | None = None
+    kv_cache_gib: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    cpu_cores: Literal["server", "all"] = "server"
+    cpu_threads_bind: str | None = None
+    enforce_eager: bool = True
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    max_num_seqs: int = Field(default=256, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=16)
+    seed: int = 0
+    warmup_prompt_tokens: int = Field(default=8, ge=6)
+    served_model_name: str | None = None
+
+    @property
+    def tokenizer_path(self) -> str:
+        return self.tokenizer or self.model

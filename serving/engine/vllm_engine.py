@@ -1,0 +1,253 @@
+"""The vLLM adapter: the only module of the project that imports vllm."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
+from vllm.platforms import current_platform
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from serving.engine.checkpoint import read_checkpoint_facts, resolve_max_model_len
+from serving.engine.config import EngineConfig
+from serving.engine.outputs import (
+    Completion,
+    EngineLimits,
+    GeneratedSequence,
+    SequenceDelta,
+    StepOutput,
+    TokenLogprob,
+)
+from serving.engine.params import GenerationParams
+from serving.errors import ConfigError, EngineUnavailable, InvalidRequest, PromptTooLong
+
+log = logging.getLogger(__name__)
+
+
+def cpu_environment(config: EngineConfig, n_cores: int | None = None) -> dict[str, str]:
+    """vLLM's CPU build takes its KV cache and thread binding from the environment only."""
+    env = {"VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib)}
+    n_cores = n_cores or os.cpu_count() or 1
+    if config.cpu_threads_bind:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = config.cpu_threads_bind
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    elif config.cpu_cores == "all":
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{n_cores - 1}"
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    return env
+
+
+def to_sampling_params(
+    params: GenerationParams, room: int, kind: RequestOutputKind
+) -> SamplingParams:
+    """Map engine-neutral params to vLLM's; ``room`` is the context left after the prompt."""
+    max_tokens = room if params.max_tokens is None else min(params.max_tokens, room)
+    try:
+        return _sampling_params(params, max_tokens, kind)
+    except ValueError as exc:  # vLLM's own checks (VLLMValidationError is a ValueError)
+        raise InvalidRequest(str(exc), param=getattr(exc, "parameter", None)) from exc
+
+
+def _sampling_params(
+    params: GenerationParams, max_tokens: int, kind: RequestOutputKind
+) -> SamplingParams:
+    return SamplingParams(
+        n=params.n,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k or 0,
+        min_tokens=min(params.min_tokens, max_tokens),
+        seed=params.seed,
+        stop=list(params.stop) or None,
+        stop_token_ids=list(params.stop_token_ids) or None,
+        logprobs=params.logprobs,
+        repetition_penalty=params.repetition_penalty,
+        ignore_eos=params.ignore_eos,
+        max_tokens=max_tokens,
+        output_kind=kind,
+    )
+
+
+def _check_cpu_head_dim(head_dim: int) -> None:
+    # Otherwise the worker dies on the first request with an opaque kernel error.
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_dim not in supported:
+        raise ConfigError(
+            f"The checkpoint's attention head size is {head_dim}; vLLM's CPU attention "
+            f"supports only {supported}.",
+            param="model",
+        )
+
+
+def _logprobs_of(output, token_ids: Sequence[int]) -> tuple[TokenLogprob, ...] | None:
+    if output.logprobs is None:
+        return None
+    steps = []
+    for token_id, position in zip(token_ids, output.logprobs, strict=False):
+        top = {tid: lp.logprob for tid, lp in position.items()}
+        steps.append(TokenLogprob(token_id=token_id, logprob=top[token_id], top=top))
+    return tuple(steps)
+
+
+class VllmEngine:
+    """A started vLLM async engine behind the project's `Engine` protocol.
+
+    Prompts are token ids only: the engine never re-tokenises. Use `start` to build one.
+    """
+
+    def __init__(self, config: EngineConfig, llm: AsyncLLM, limits: EngineLimits) -> None:
+        self.config = config
+        self._llm = llm
+        self._limits = limits
+
+    @classmethod
+    async def start(cls, config: EngineConfig) -> VllmEngine:
+        """Validate ``config`` against the checkpoint, start the engine and warm it up."""
+        facts = read_checkpoint_facts(config.model)
+        max_model_len = resolve_max_model_len(config, facts)
+        if current_platform.is_cpu():
+            _check_cpu_head_dim(facts.head_dim)
+            os.environ.update(cpu_environment(config))
+        llm = AsyncLLM.from_engine_args(cls._engine_args(config, max_model_len))
+        cache = llm.vllm_config.cache_config
+        limits = EngineLimits(
+            model=config.served_model_name or config.model,
+            max_model_len=max_model_len,
+            vocab_size=facts.vocab_size,
+            eos_token_id=facts.eos_token_id,
+            max_num_seqs=config.max_num_seqs,
+            kv_cache_tokens=(cache.num_gpu_blocks or 0) * cache.block_size or None,
+            dtype=config.dtype,
+            device="cpu" if current_platform.is_cpu() else current_platform.device_name,
+        )
+        engine = cls(config, llm, limits)
+        await engine._warm_up()
+        return engine
+
+    @staticmethod
+    def _engine_args(config: EngineConfig, max_model_len: int) -> AsyncEngineArgs:
+        return AsyncEngineArgs(
+            model=config.model,
+            tokenizer=config.tokenizer_path,
+            served_model_name=config.served_model_name,
+            dtype=config.dtype,
+            max_model_len=max_model_len,
+            seed=config.seed,
+            enforce_eager=config.enforce_eager,
+            enable_prefix_caching=config.enable_prefix_caching,
+            enable_chunked_prefill=config.enable_chunked_prefill,
+            max_num_seqs=config.max_num_seqs,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            disable_log_stats=True,
+        )
+
+    async def _warm_up(self) -> None:
+        # The bf16 CPU worker dies with SIGILL when its first request has 1-3 tokens.
+        prompt = [self._limits.eos_token_id or 0] * self.config.warmup_prompt_tokens
+        await self.complete(prompt, GenerationParams.greedy(max_tokens=2))
+
+    @property
+    def limits(self) -> EngineLimits:
+        return self._limits
+
+    def num_unfinished_requests(self) -> int:
+        return self._llm.get_num_unfinished_requests()
+
+    async def health(self) -> None:
+        if self._llm.errored:
+            raise EngineUnavailable(f"The engine has stopped: {self._llm.dead_error}")
+        try:
+            await self._llm.check_health()
+        except Exception as exc:  # any failure of the probe means "not serving"
+            raise EngineUnavailable(f"The engine failed its health check: {exc}") from exc
+
+    def _check_prompt(self, prompt_ids: Sequence[int]) -> int:
+        if len(prompt_ids) == 0:
+            raise InvalidRequest("The prompt is empty: send at least one token.", param="prompt")
+        limit = self._limits.max_model_len
+        if len(prompt_ids) >= limit:
+            raise PromptTooLong(len(prompt_ids), limit)
+        vocab = self._limits.vocab_size
+        if min(prompt_ids) < 0 or max(prompt_ids) >= vocab:
+            raise InvalidRequest(f"Prompt token ids must lie in [0, {vocab}).", param="prompt")
+        return limit - len(prompt_ids)
+
+    async def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        request_id: str | None = None,
+        *,
+        _kind: RequestOutputKind = RequestOutputKind.DELTA,
+    ) -> AsyncIterator[StepOutput]:
+        """Stream a request step by step; closing or cancelling the stream aborts it."""
+        room = self._check_prompt(prompt_ids)
+        if self._llm.errored:
+            raise EngineUnavailable("The engine has stopped; it cannot take requests.")
+        request_id = request_id or uuid.uuid4().hex
+        sampling = to_sampling_params(params, room, _kind)
+        finished = False
+        try:
+            stream = self._llm.generate(
+                TokensPrompt(prompt_token_ids=list(prompt_ids)), sampling, request_id
+            )
+            async for out in stream:
+                finished = out.finished
+                yield StepOutput(
+                    request_id=request_id,
+                    prompt_tokens=len(prompt_ids),
+                    deltas=tuple(
+                        SequenceDelta(
+                            index=o.index,
+                            text=o.text,
+                            token_ids=tuple(o.token_ids),
+                            finish_reason=o.finish_reason,
+                            logprobs=_logprobs_of(o, o.token_ids),
+                        )
+                        for o in out.outputs
+                    ),
+                    finished=out.finished,
+                )
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"The engine died while serving the request: {exc}") from exc
+        finally:
+            if not finished:
+                # vLLM aborts on cancellation too; this also covers a consumer that stops
+                # iterating early without cancelling.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._llm.abort(request_id))
+
+    async def complete(
+        self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
+    ) -> Completion:
+        """Run one request to the end and return every choice."""
+        last: StepOutput | None = None
+        async for step in self.generate(
+            prompt_ids, params, request_id, _kind=RequestOutputKind.FINAL_ONLY
+        ):
+            last = step
+        assert last is not None and last.finished
+        outputs = sorted(last.deltas, key=lambda d: d.index)
+        return Completion(
+            request_id=last.request_id,
+            prompt_tokens=last.prompt_tokens,
+            outputs=tuple(
+                GeneratedSequence(d.index, d.text, d.token_ids, d.finish_reason, d.logprobs)
+                for d in outputs
+            ),
+        )
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
