@@ -40,7 +40,7 @@ def test_rope_scaling_on_a_plain_rope_checkpoint_is_refused(tiny_checkpoint):
 def test_context_past_the_checkpoint_positions_is_refused(tiny_checkpoint):
     facts = read_checkpoint_facts(str(tiny_checkpoint))
     config = EngineConfig(model=str(tiny_checkpoint), max_model_len=16384)
-    with pytest.raises(ConfigError, match="16384 exceeds .*=8192"):
+    with pytest.raises(ConfigError, match=r"16384 exceeds .*=8192"):
         resolve_max_model_len(config, facts)
 
 
