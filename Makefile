@@ -37,7 +37,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 demo: setup
-	$(BIN)/c2s demo
+	@echo "The demo (bulk annotation of pbmc68k_reduced with the embedded checkpoint) is not built yet: it lands with the bulk-annotation issue."
 
 bench: setup
 	$(BIN)/python -m benchmarks run
