@@ -1,0 +1,91 @@
+"""Per-gene token ids, so prompts are assembled without re-tokenising genes.
+
+Byte-level BPE tokenizers of the GPT-2 family (GPT-NeoX/Pythia included) split
+text before ``" X"`` whenever the preceding character is not whitespace. Genes in
+a cell sentence are separated by single spaces, so the ids of ``" " + GENE`` do
+not depend on the neighbouring genes and a sentence's ids are their
+concatenation. :mod:`tokenizer_ext.prompt_ids` relies on this and checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from tokenizer_ext.text_encoder import TextEncoder, TokenizerLike
+from tokenizer_ext.vocab import GeneVocabulary
+
+
+class GeneTokenCache:
+    """Token ids of ``" " + SYMBOL`` for every word of a vocabulary.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer, TextEncoder, path or transformers tokenizer
+        The model's tokenizer (Pythia or a project "demo" tokenizer).
+    vocabulary : GeneVocabulary or sequence of str
+        The genes to cache.
+
+    Attributes
+    ----------
+    encoder : TextEncoder
+    vocabulary : GeneVocabulary
+    token_ids : numpy.ndarray
+        ``int32`` ids of all genes, concatenated in word order.
+    token_offsets : numpy.ndarray
+        ``int64`` boundaries (``len(vocabulary) + 1``) into ``token_ids``.
+    """
+
+    def __init__(self, tokenizer: TokenizerLike, vocabulary: GeneVocabulary | Sequence[str]):
+        self.encoder = TextEncoder.load(tokenizer)
+        self.vocabulary = (
+            vocabulary if isinstance(vocabulary, GeneVocabulary) else GeneVocabulary(vocabulary)
+        )
+        per_gene = self.encoder.encode_batch([" " + s for s in self.vocabulary.symbols])
+        self._gene_ids: list[tuple[int, ...]] = [tuple(ids) for ids in per_gene]
+        counts = np.fromiter((len(t) for t in self._gene_ids), dtype=np.int64)
+        self.token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.token_offsets[1:])
+        self.token_ids = np.fromiter(
+            (i for t in self._gene_ids for i in t), dtype=np.int32, count=int(counts.sum())
+        )
+
+    def __len__(self) -> int:
+        return len(self._gene_ids)
+
+    @property
+    def token_counts(self) -> np.ndarray:
+        """Tokens of ``" " + SYMBOL`` for each word."""
+        return np.diff(self.token_offsets)
+
+    def gene_ids(self, gene: int | str) -> tuple[int, ...]:
+        """Ids of ``" " + SYMBOL`` for a word index or a symbol (case-insensitive)."""
+        word = gene if isinstance(gene, int | np.integer) else self.vocabulary.index(gene)
+        return self._gene_ids[word]
+
+    def sentence_ids(self, genes: Iterable[int] | Iterable[str]) -> list[int]:
+        """Ids of ``" G1 G2 ... Gn"`` (every gene with its leading space).
+
+        Parameters
+        ----------
+        genes : iterable of int or str
+            Word indices or symbols, in sentence order.
+        """
+        words = _as_words(self.vocabulary, genes)
+        gene_ids = self._gene_ids
+        return [i for w in words for i in gene_ids[w]]
+
+    def sentence_token_count(self, genes: Iterable[int] | Iterable[str]) -> int:
+        """Tokens of :meth:`sentence_ids` without building them."""
+        words = np.asarray(_as_words(self.vocabulary, genes), dtype=np.int64)
+        return int(self.token_counts[words].sum())
+
+
+def _as_words(vocabulary: GeneVocabulary, genes) -> list[int]:
+    if isinstance(genes, np.ndarray) and genes.dtype.kind in "iu":
+        return genes.tolist()
+    genes = list(genes)
+    if genes and isinstance(genes[0], str):
+        return vocabulary.encode(genes).tolist()
+    return [int(g) for g in genes]

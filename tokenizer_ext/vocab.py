@@ -1,0 +1,208 @@
+"""Gene vocabulary: the upper-cased symbols C2S writes into cell sentences."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+
+from tokenizer_ext.errors import (
+    EnsemblIdError,
+    GeneCollisionError,
+    InvalidGeneSymbolError,
+    UnknownGeneError,
+)
+
+HUMAN = "Homo sapiens"
+MOUSE = "Mus musculus"
+ORGANISMS = (HUMAN, MOUSE)
+
+# ENSG / ENSMUSG / ENST ... with an optional version suffix.
+_ENSEMBL_ID = re.compile(r"^ENS[A-Z]*[GTPE]\d{6,}(\.\d+)?$", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s")
+
+OnCollision = Literal["error", "merge"]
+
+
+def looks_like_ensembl_id(name: str) -> bool:
+    """Return whether ``name`` looks like an Ensembl id (``ENSG00000141510``)."""
+    return bool(_ENSEMBL_ID.match(name))
+
+
+def guess_organism(names: Iterable[str]) -> str:
+    """Guess the organism from symbol casing.
+
+    Mouse symbols are title case (``Cd3e``); human symbols are upper case (``CD3E``).
+
+    Parameters
+    ----------
+    names : iterable of str
+        Gene symbols as stored in the data (before upper-casing).
+
+    Returns
+    -------
+    str
+        ``"Mus musculus"`` when most symbols contain lower-case letters, else
+        ``"Homo sapiens"``.
+    """
+    names = list(names)
+    if not names:
+        return HUMAN
+    lower = sum(any(c.islower() for c in n) for n in names)
+    return MOUSE if lower > len(names) / 2 else HUMAN
+
+
+class GeneVocabulary:
+    """Upper-cased gene symbols in column order, as C2S builds them.
+
+    Parameters
+    ----------
+    names : sequence of str
+        One name per expression column (``adata.var_names``).
+    on_collision : {"error", "merge"}
+        What to do when names collide after upper-casing (``Cd3e`` and ``CD3E``).
+        ``"error"`` raises :class:`GeneCollisionError` listing them; ``"merge"`` keeps
+        one word for all colliding columns, ranked by its strongest column.
+    ensembl_threshold : float
+        Raise :class:`EnsemblIdError` when at least this fraction of names look like
+        Ensembl ids.
+    organism : str, optional
+        ``"Homo sapiens"`` or ``"Mus musculus"``; guessed from symbol casing if omitted.
+
+    Attributes
+    ----------
+    symbols : tuple of str
+        Unique upper-cased symbols (the words), in order of first column.
+    column_to_word : numpy.ndarray
+        ``int32`` word index for every input column.
+    organism : str
+        The organism the symbols belong to.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        on_collision: OnCollision = "error",
+        ensembl_threshold: float = 0.5,
+        organism: str | None = None,
+    ):
+        names = [str(n) for n in names]
+        _check_symbols(names, ensembl_threshold)
+        upper = [n.upper() for n in names]
+        collisions = _collisions(names, upper)
+        if collisions and on_collision == "error":
+            raise GeneCollisionError(collisions)
+        if on_collision not in ("error", "merge"):
+            raise ValueError(f"on_collision must be 'error' or 'merge', got {on_collision!r}")
+        self._index: dict[str, int] = {}
+        column_to_word = np.empty(len(upper), dtype=np.int32)
+        for column, symbol in enumerate(upper):
+            column_to_word[column] = self._index.setdefault(symbol, len(self._index))
+        self.symbols: tuple[str, ...] = tuple(self._index)
+        self.column_to_word = column_to_word
+        self.collisions = collisions
+        if organism is not None and organism not in ORGANISMS:
+            raise ValueError(f"organism must be one of {ORGANISMS}, got {organism!r}")
+        self.organism = organism or guess_organism(names)
+
+    @classmethod
+    def from_adata(
+        cls,
+        adata,
+        *,
+        use_raw: bool = False,
+        symbols_column: str | None = None,
+        **kwargs,
+    ) -> GeneVocabulary:
+        """Build the vocabulary of an AnnData's columns.
+
+        Parameters
+        ----------
+        adata : anndata.AnnData
+            In memory or backed.
+        use_raw : bool
+            Use ``adata.raw.var`` instead of ``adata.var``.
+        symbols_column : str, optional
+            A ``var`` column holding symbols, when ``var_names`` are Ensembl ids.
+        **kwargs
+            Passed to :class:`GeneVocabulary`.
+        """
+        var = adata.raw.var if use_raw else adata.var
+        names = var[symbols_column] if symbols_column else var.index
+        return cls(list(names.astype(str)), **kwargs)
+
+    @property
+    def has_merged_columns(self) -> bool:
+        """Whether several columns share one word (``on_collision="merge"``)."""
+        return len(self.symbols) != len(self.column_to_word)
+
+    @property
+    def n_columns(self) -> int:
+        """Number of expression columns the vocabulary was built from."""
+        return len(self.column_to_word)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __iter__(self):
+        return iter(self.symbols)
+
+    def __getitem__(self, word: int) -> str:
+        return self.symbols[word]
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and symbol.upper() in self._index
+
+    def __repr__(self) -> str:
+        return f"GeneVocabulary({len(self)} symbols, organism={self.organism!r})"
+
+    def index(self, symbol: str) -> int:
+        """Word index of a symbol (case-insensitive); raises :class:`UnknownGeneError`."""
+        try:
+            return self._index[symbol.upper()]
+        except KeyError:
+            raise UnknownGeneError([symbol.upper()]) from None
+
+    def get(self, symbol: str, default: int | None = None) -> int | None:
+        """Word index of an upper-cased symbol, or ``default``."""
+        return self._index.get(symbol, default)
+
+    def encode(self, symbols: Iterable[str]) -> np.ndarray:
+        """Word indices of symbols (case-insensitive).
+
+        Raises
+        ------
+        UnknownGeneError
+            Listing every symbol not in the vocabulary.
+        """
+        upper = [s.upper() for s in symbols]
+        missing = [s for s in upper if s not in self._index]
+        if missing:
+            raise UnknownGeneError(missing)
+        return np.fromiter((self._index[s] for s in upper), dtype=np.int32, count=len(upper))
+
+    def decode(self, words: Iterable[int]) -> list[str]:
+        """Symbols of word indices."""
+        return [self.symbols[w] for w in words]
+
+
+def _check_symbols(names: list[str], ensembl_threshold: float) -> None:
+    bad = [n for n in names if not n or _WHITESPACE.search(n)]
+    if bad:
+        raise InvalidGeneSymbolError(
+            f"{len(bad)} gene name(s) are empty or contain whitespace (C2S splits "
+            f"sentences on spaces): {bad[:10]}"
+        )
+    ensembl = [n for n in names if looks_like_ensembl_id(n)]
+    if names and ensembl and len(ensembl) / len(names) >= ensembl_threshold:
+        raise EnsemblIdError(ensembl[:5], len(ensembl) / len(names))
+
+
+def _collisions(names: list[str], upper: list[str]) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for name, symbol in zip(names, upper, strict=True):
+        seen.setdefault(symbol, []).append(name)
+    return {symbol: group for symbol, group in seen.items() if len(group) > 1}
