@@ -26,6 +26,8 @@ class GenerationParams(BaseModel):
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int | None = Field(default=None, ge=0, le=20)
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     ignore_eos: bool = False
 
     @model_validator(mode="after")

@@ -71,6 +71,8 @@ def _sampling_params(
         stop_token_ids=list(params.stop_token_ids) or None,
         logprobs=params.logprobs,
         repetition_penalty=params.repetition_penalty,
+        presence_penalty=params.presence_penalty,
+        frequency_penalty=params.frequency_penalty,
         ignore_eos=params.ignore_eos,
         max_tokens=max_tokens,
         output_kind=kind,

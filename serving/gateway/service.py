@@ -1,0 +1,490 @@
+"""`OpenAIService`: protocol requests in, protocol responses out, over any `Stages`.
+
+It knows OpenAI's shapes and the task registry, but nothing of HTTP: the FastAPI routes
+call it, and tests can too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from serving.config import GatewayConfig
+from serving.engine import Completion, GeneratedSequence, GenerationParams, StepOutput
+from serving.errors import InvalidRequest
+from serving.gateway.errors import UnknownModel
+from serving.gateway.metrics import GatewayMetrics
+from serving.pipeline import BatchItem, Stages, logprob_token_ids, run_batch
+from serving.protocol import (
+    ChatChoiceLogprobs,
+    ChatChunkChoice,
+    ChatCompletionChoice,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatDelta,
+    ChatLogprobEntry,
+    ChatResponseMessage,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+    ModelList,
+    SamplingFields,
+    TaskBatchRequest,
+    TaskBatchResponse,
+    TaskItemResult,
+    Usage,
+)
+from serving.stages import DecodeJob, PreparedPrompt, PromptJob
+from serving.tasks.registry import TaskRegistry
+
+#: input fields that a plain-text chat message fills, in order of preference
+SHORTHAND_FIELDS = ("cell", "cells", "cell_type", "tissue", "abstract", "gene_set_name", "genes")
+
+
+class OpenAIService:
+    """The OpenAI-compatible and native task API over the serving stages."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        stages: Stages,
+        registry: TaskRegistry,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.stages = stages
+        self.registry = registry
+        self.metrics = metrics or GatewayMetrics()
+
+    # ------------------------------------------------------------------ models
+
+    async def models(self) -> ModelList:
+        limits = await self.stages.limits()
+        base = self.config.model_name
+        cards = [ModelCard(id=base, root=limits.model, max_model_len=limits.max_model_len)]
+        cards += [
+            ModelCard(
+                id=f"{base}/{spec.name}",
+                parent=base,
+                task=spec.name,
+                max_model_len=limits.max_model_len,
+            )
+            for spec in self.registry
+        ]
+        return ModelList(data=cards)
+
+    def resolve_task(self, request: SamplingFields) -> str | None:
+        """The task named by the model id (``<base>/<task>``) or the ``task`` field."""
+        base = self.config.model_name
+        model_task = None
+        if request.model != base:
+            prefix = f"{base}/"
+            if not request.model.startswith(prefix):
+                raise UnknownModel(
+                    f"The model {request.model!r} does not exist. Use {base!r} or "
+                    f"'{base}/<task>' (GET /v1/models lists them)."
+                )
+            model_task = request.model[len(prefix) :]
+            self.registry.get(model_task)
+        if request.task is not None:
+            self.registry.get(request.task)
+            if model_task is not None and model_task != request.task:
+                raise InvalidRequest(
+                    f"The model selects task {model_task!r} but the body asks for "
+                    f"{request.task!r}.",
+                    param="task",
+                )
+        return request.task or model_task
+
+    # ------------------------------------------------------------------ params
+
+    @staticmethod
+    def params(
+        defaults: GenerationParams, request: SamplingFields, **extra: Any
+    ) -> GenerationParams:
+        """The request's sampling fields on top of the task's (or raw) defaults."""
+        values = defaults.model_dump()
+        overrides = {
+            "max_tokens": extra.pop("max_tokens", None) or request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if request.top_k is not None:
+            values["top_k"] = request.top_k if request.top_k > 0 else None
+        values.update(
+            n=request.n,
+            stop=tuple(request.stop or ()),
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            **extra,
+        )
+        try:
+            return GenerationParams(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidRequest(
+                str(first["msg"]).removeprefix("Value error, "),
+                param=str(first["loc"][0]) if first["loc"] else None,
+            ) from None
+
+    # ------------------------------------------------------------------ jobs
+
+    def completion_job(self, request: CompletionRequest, task: str | None) -> PromptJob:
+        if request.echo or request.suffix:
+            raise InvalidRequest("echo and suffix are not supported.", param="echo")
+        template = 0 if request.template_index is None else request.template_index
+        if task is None:
+            if request.inputs is not None:
+                raise InvalidRequest(
+                    "inputs need a task: set 'task' or use the model '<base>/<task>'.",
+                    param="inputs",
+                )
+            if request.prompt is None:
+                raise InvalidRequest("prompt is required.", param="prompt")
+            raw = request.prompt if isinstance(request.prompt, str) else tuple(request.prompt)
+            return PromptJob(raw_prompt=raw)
+        if request.inputs is not None:
+            return PromptJob(task=task, inputs=request.inputs, template=template)
+        if isinstance(request.prompt, str):
+            return PromptJob(
+                task=task, inputs=self.text_inputs(task, request.prompt), template=template
+            )
+        raise InvalidRequest(f"Task {task!r} needs 'inputs' (or a text prompt).", param="inputs")
+
+    def text_inputs(self, task: str, text: str) -> Mapping[str, Any]:
+        """Task inputs from a message: a JSON object, or the task's main field as text."""
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequest(
+                    f"The message is not valid JSON: {exc}", param="messages"
+                ) from None
+            if not isinstance(value, dict):
+                raise InvalidRequest("A JSON message must be an object.", param="messages")
+            return value
+        fields = self.registry.get(task).input_model.model_fields
+        for name in SHORTHAND_FIELDS:
+            if name in fields:
+                return {name: _shorthand_value(name, text)}
+        if text:
+            raise InvalidRequest(
+                f"Task {task!r} takes its inputs as a JSON object.", param="messages"
+            )
+        return {}
+
+    # ------------------------------------------------------------------ completions
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        task = self.resolve_task(request)
+        job = self.completion_job(request, task)
+        item = await self._run_one(job, request, logprobs=request.logprobs)
+        choices = [
+            CompletionChoice(
+                index=out.index,
+                text=out.text,
+                finish_reason=out.finish_reason,
+                logprobs=_completion_logprobs(out, answer.tokens)
+                if request.logprobs is not None
+                else None,
+                result=answer.result,
+            )
+            for out, answer in zip(item.completion.outputs, item.answers, strict=True)
+        ]
+        return CompletionResponse(
+            model=request.model, choices=choices, usage=_usage(item.completion)
+        )
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        job = self._chat_job(request)
+        top = (request.top_logprobs or 0) if request.logprobs else None
+        item = await self._run_one(
+            job, request, logprobs=top, max_tokens=request.max_completion_tokens
+        )
+        choices = [
+            ChatCompletionChoice(
+                index=out.index,
+                message=ChatResponseMessage(content=out.text),
+                finish_reason=out.finish_reason,
+                logprobs=_chat_logprobs(out, answer.tokens) if request.logprobs else None,
+                result=answer.result,
+            )
+            for out, answer in zip(item.completion.outputs, item.answers, strict=True)
+        ]
+        return ChatCompletionResponse(
+            model=request.model, choices=choices, usage=_usage(item.completion)
+        )
+
+    def _chat_job(self, request: ChatCompletionRequest) -> PromptJob:
+        task = self.resolve_task(request)
+        if task is None:
+            raise InvalidRequest(
+                "Chat completions run a C2S task: use the model "
+                f"'{self.config.model_name}/<task>' or set 'task'.",
+                param="model",
+            )
+        try:
+            text = request.last_user_text()
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="messages") from None
+        template = 0 if request.template_index is None else request.template_index
+        return PromptJob(task=task, inputs=self.text_inputs(task, text), template=template)
+
+    async def _run_one(
+        self,
+        job: PromptJob,
+        request: SamplingFields,
+        *,
+        logprobs: int | None,
+        max_tokens: int | None = None,
+    ) -> BatchItem:
+        extra: dict[str, Any] = {"logprobs": logprobs}
+        if max_tokens is not None:
+            extra["max_tokens"] = max_tokens
+        (item,) = await run_batch(
+            self.stages,
+            [job],
+            lambda prompt: self.params(prompt.params, request, **dict(extra)),
+            chunk_size=1,
+            logprob_tokens=logprobs is not None,
+        )
+        self.metrics.count_tokens(
+            job.task or "raw", item.prompt.prompt_tokens, item.completion.completion_tokens
+        )
+        return item
+
+    # ------------------------------------------------------------------ streaming
+
+    async def prepare_stream(
+        self, request: CompletionRequest | ChatCompletionRequest
+    ) -> tuple[PreparedPrompt, GenerationParams]:
+        """Build and check the prompt before the response starts, so errors are plain 4xx."""
+        if isinstance(request, ChatCompletionRequest):
+            job = self._chat_job(request)
+            logprobs = (request.top_logprobs or 0) if request.logprobs else None
+            extra: dict[str, Any] = {"logprobs": logprobs}
+            if request.max_completion_tokens:
+                extra["max_tokens"] = request.max_completion_tokens
+        else:
+            job = self.completion_job(request, self.resolve_task(request))
+            extra = {"logprobs": request.logprobs}
+        (prompt,) = await self.stages.build([job])
+        return prompt, self.params(prompt.params, request, **extra)
+
+    async def stream(
+        self,
+        request: CompletionRequest | ChatCompletionRequest,
+        prompt: PreparedPrompt,
+        params: GenerationParams,
+    ) -> AsyncIterator[str]:
+        """Server-sent events: deltas, each choice's typed result at its end, usage, [DONE]."""
+        chat = isinstance(request, ChatCompletionRequest)
+        stream_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        texts: dict[int, str] = {}
+        completion_tokens = 0
+        if chat:
+            yield _sse(
+                _chat_chunk(
+                    stream_id,
+                    created,
+                    request.model,
+                    [
+                        ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))
+                        for i in range(params.n)
+                    ],
+                )
+            )
+        async for step in self.stages.stream(prompt, params):
+            chunk, added = await self._stream_chunk(
+                request, prompt, params, step, stream_id, created, texts
+            )
+            completion_tokens += added
+            if chunk is not None:
+                yield _sse(chunk)
+        if request.include_usage:
+            usage = Usage(
+                prompt_tokens=prompt.prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt.prompt_tokens + completion_tokens,
+            )
+            empty: dict[str, Any] = {
+                "id": stream_id,
+                "created": created,
+                "model": request.model,
+                "choices": [],
+                "usage": usage,
+            }
+            yield _sse(ChatCompletionChunk(**empty) if chat else CompletionResponse(**empty))
+        self.metrics.count_tokens(prompt.task or "raw", prompt.prompt_tokens, completion_tokens)
+        yield "data: [DONE]\n\n"
+
+    async def _stream_chunk(
+        self, request, prompt, params, step: StepOutput, stream_id, created, texts
+    ):
+        chat = isinstance(request, ChatCompletionRequest)
+        decode_jobs = []
+        for delta in step.deltas:
+            texts[delta.index] = texts.get(delta.index, "") + delta.text
+            full = texts[delta.index] if delta.finish_reason is not None else ""
+            task = prompt.task if delta.finish_reason is not None else None
+            ids = logprob_token_ids(delta) if params.logprobs is not None else ()
+            decode_jobs.append(DecodeJob(task, full, ids))
+        answers = (
+            await self.stages.decode(decode_jobs)
+            if (params.logprobs is not None or any(d.finish_reason for d in step.deltas))
+            else [None] * len(step.deltas)
+        )
+        added = sum(len(d.token_ids) for d in step.deltas)
+        if not step.deltas:
+            return None, 0
+        if chat:
+            choices = [
+                ChatChunkChoice(
+                    index=d.index,
+                    delta=ChatDelta(content=d.text),
+                    finish_reason=d.finish_reason,
+                    logprobs=_chat_logprobs(d, a.tokens)
+                    if a is not None and params.logprobs is not None
+                    else None,
+                    result=a.result if a is not None else None,
+                )
+                for d, a in zip(step.deltas, answers, strict=True)
+            ]
+            return _chat_chunk(stream_id, created, request.model, choices), added
+        choices = [
+            CompletionChoice(
+                index=d.index,
+                text=d.text,
+                finish_reason=d.finish_reason,
+                logprobs=_completion_logprobs(d, a.tokens)
+                if a is not None and params.logprobs is not None
+                else None,
+                result=a.result if a is not None else None,
+            )
+            for d, a in zip(step.deltas, answers, strict=True)
+        ]
+        return CompletionResponse(
+            id=stream_id, created=created, model=request.model, choices=choices
+        ), added
+
+    # ------------------------------------------------------------------ native tasks
+
+    async def run_task(self, task: str, request: TaskBatchRequest) -> TaskBatchResponse:
+        self.registry.get(task)
+        template = 0 if request.template_index is None else request.template_index
+        jobs = [PromptJob(task=task, inputs=inputs, template=template) for inputs in request.inputs]
+        sampling = SamplingFields(
+            model=self.config.model_name,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+            seed=request.seed,
+        )
+        items = await run_batch(
+            self.stages,
+            jobs,
+            lambda p: self.params(p.params, sampling),
+            chunk_size=self.config.batch_chunk_size,
+        )
+        data = [
+            TaskItemResult(
+                index=i,
+                result=item.answers[0].result or {},
+                text=item.completion.text if request.include_text else None,
+                prompt_tokens=item.prompt.prompt_tokens,
+                completion_tokens=item.completion.completion_tokens,
+                finish_reason=item.completion.outputs[0].finish_reason,
+            )
+            for i, item in enumerate(items)
+        ]
+        prompt_tokens = sum(d.prompt_tokens for d in data)
+        completion_tokens = sum(d.completion_tokens for d in data)
+        self.metrics.count_tokens(task, prompt_tokens, completion_tokens)
+        self.metrics.items.labels(task).inc(len(data))
+        return TaskBatchResponse(
+            model=f"{self.config.model_name}/{task}",
+            task=task,
+            template_index=items[0].prompt.template_index if items else None,
+            data=data,
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
+
+
+def _shorthand_value(field: str, text: str) -> Any:
+    if field == "cells":
+        return [
+            line.split(":", 1)[-1].strip(" .") for line in text.splitlines() if line.strip(" .")
+        ]
+    if field == "genes":
+        return text.replace(",", " ").split()
+    return text
+
+
+def _usage(completion: Completion) -> Usage:
+    return Usage(
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        total_tokens=completion.prompt_tokens + completion.completion_tokens,
+    )
+
+
+def _completion_logprobs(out: GeneratedSequence, tokens: Mapping[int, str]) -> CompletionLogprobs:
+    logprobs = CompletionLogprobs()
+    offset = 0
+    for step in out.logprobs or ():
+        text = tokens.get(step.token_id, "")
+        logprobs.tokens.append(text)
+        logprobs.token_logprobs.append(step.logprob)
+        logprobs.top_logprobs.append({tokens.get(t, ""): lp for t, lp in step.top.items()})
+        logprobs.text_offset.append(offset)
+        offset += len(text)
+    return logprobs
+
+
+def _chat_logprobs(out: GeneratedSequence, tokens: Mapping[int, str]) -> ChatChoiceLogprobs:
+    entries = []
+    for step in out.logprobs or ():
+        text = tokens.get(step.token_id, "")
+        entries.append(
+            ChatLogprobEntry(
+                token=text,
+                logprob=step.logprob,
+                bytes=list(text.encode()),
+                top_logprobs=[
+                    {
+                        "token": tokens.get(t, ""),
+                        "logprob": lp,
+                        "bytes": list(tokens.get(t, "").encode()),
+                    }
+                    for t, lp in step.top.items()
+                ],
+            )
+        )
+    return ChatChoiceLogprobs(content=entries)
+
+
+def _chat_chunk(
+    stream_id: str, created: int, model: str, choices: list[ChatChunkChoice]
+) -> ChatCompletionChunk:
+    return ChatCompletionChunk(id=stream_id, created=created, model=model, choices=choices)
+
+
+def _sse(model: Any) -> str:
+    return f"data: {model.model_dump_json(exclude_none=False)}\n\n"

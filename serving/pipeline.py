@@ -1,0 +1,138 @@
+"""The fan-out of one request: build -> generate -> decode, over any wiring of stages.
+
+`Stages` is what the gateway and the bulk job need from the serving core. `LocalStages`
+wires the plain classes in one process; `serving.deployments.RayStages` wires Ray Serve
+handles. `run_batch` splits a batch into chunks and runs the chunks concurrently, so
+builder and decoder replicas work in parallel while the engine batches continuously;
+results come back in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from serving.engine import (
+    Completion,
+    Engine,
+    EngineLimits,
+    GeneratedSequence,
+    GenerationParams,
+    SequenceDelta,
+    StepOutput,
+)
+from serving.stages import (
+    BuildStage,
+    DecodedAnswer,
+    DecodeJob,
+    DecodeStage,
+    PreparedPrompt,
+    PromptJob,
+)
+
+
+class Stages(Protocol):
+    """The serving core as the gateway and the bulk job see it."""
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion: ...
+
+    def stream(
+        self, prompt: PreparedPrompt, params: GenerationParams
+    ) -> AsyncIterator[StepOutput]: ...
+
+    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]: ...
+
+    async def health(self) -> None: ...
+
+    async def limits(self) -> EngineLimits: ...
+
+    async def engine_load(self) -> int: ...
+
+
+class LocalStages:
+    """All stages in this process: the plain classes, called directly."""
+
+    def __init__(self, builder: BuildStage, engine: Engine, decoder: DecodeStage) -> None:
+        self.builder = builder
+        self.engine = engine
+        self.decoder = decoder
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        return self.builder.build(jobs, offset)
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt.token_ids, params)
+
+    def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
+        return self.engine.generate(prompt.token_ids, params)
+
+    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        return self.decoder.decode(jobs)
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    async def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    async def engine_load(self) -> int:
+        return self.engine.num_unfinished_requests()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One answered input of a batch."""
+
+    prompt: PreparedPrompt
+    completion: Completion
+    answers: tuple[DecodedAnswer, ...]
+
+
+def logprob_token_ids(output: GeneratedSequence | SequenceDelta) -> tuple[int, ...]:
+    """Every token id a logprobs answer must show as text: chosen and alternatives."""
+    ids = set(output.token_ids)
+    for step in output.logprobs or ():
+        ids.update(step.top)
+    return tuple(sorted(ids))
+
+
+def chunked(items: Sequence, size: int) -> list[tuple[int, Sequence]]:
+    """``(offset, chunk)`` pairs covering ``items`` in order."""
+    return [(i, items[i : i + size]) for i in range(0, len(items), size)]
+
+
+async def run_batch(
+    stages: Stages,
+    jobs: Sequence[PromptJob],
+    params_for: Callable[[PreparedPrompt], GenerationParams],
+    *,
+    chunk_size: int,
+    logprob_tokens: bool = False,
+) -> list[BatchItem]:
+    """Answer every job, in order, with chunks flowing through the stages concurrently.
+
+    Every prompt is built (and so validated) before any reaches the engine: an invalid
+    item fails the batch without spending engine time.
+    """
+    chunks = chunked(jobs, chunk_size)
+    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
+
+    async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
+        completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
+        decode_jobs = [
+            DecodeJob(p.task, out.text, logprob_token_ids(out) if logprob_tokens else ())
+            for p, c in zip(prompts, completions, strict=True)
+            for out in c.outputs
+        ]
+        answers = iter(await stages.decode(decode_jobs))
+        return [
+            BatchItem(p, c, tuple(next(answers) for _ in c.outputs))
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+
+    answered = await asyncio.gather(*(answer(prompts) for prompts in built))
+    return [item for chunk in answered for item in chunk]

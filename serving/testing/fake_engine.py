@@ -1,0 +1,98 @@
+"""A deterministic in-process engine for contract tests of the layers above the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from serving.engine import (
+    Completion,
+    EngineLimits,
+    GeneratedSequence,
+    GenerationParams,
+    SequenceDelta,
+    StepOutput,
+)
+from serving.errors import EngineUnavailable, PromptTooLong
+
+
+class FakeEngine:
+    """Answers every prompt with ``reply(prompt_ids)``, one token per step.
+
+    ``encode``/``decode`` are the model tokenizer's, so token counts are real;
+    ``step_delay_s`` makes requests last long enough to test load and cancellation.
+    """
+
+    def __init__(
+        self,
+        reply: Callable[[Sequence[int]], str],
+        encode: Callable[[str], list[int]],
+        decode: Callable[[Sequence[int]], str],
+        *,
+        max_model_len: int = 8192,
+        step_delay_s: float = 0.0,
+    ) -> None:
+        self.reply, self.encode, self.decode = reply, encode, decode
+        self.step_delay_s = step_delay_s
+        self.running: set[str] = set()
+        self.dead = False
+        self.limits = EngineLimits("fake", max_model_len, 50304, 0, 256, None, "none", "none")
+
+    async def generate(
+        self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
+    ) -> AsyncIterator[StepOutput]:
+        if len(prompt_ids) >= self.limits.max_model_len:
+            raise PromptTooLong(len(prompt_ids), self.limits.max_model_len)
+        if self.dead:
+            raise EngineUnavailable("The fake engine is dead.")
+        request_id = request_id or uuid.uuid4().hex
+        tokens = self.encode(self.reply(prompt_ids))[: params.max_tokens]
+        self.running.add(request_id)
+        try:
+            for i, token in enumerate(tokens):
+                await asyncio.sleep(self.step_delay_s)
+                last = i == len(tokens) - 1
+                reason = (
+                    (
+                        "stop"
+                        if params.max_tokens is None or len(tokens) < params.max_tokens
+                        else "length"
+                    )
+                    if last
+                    else None
+                )
+                deltas = tuple(
+                    SequenceDelta(n, self.decode([token]), (token,), reason)
+                    for n in range(params.n)
+                )
+                yield StepOutput(request_id, len(prompt_ids), deltas, last)
+        finally:
+            self.running.discard(request_id)
+
+    async def complete(
+        self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
+    ) -> Completion:
+        ids: dict[int, list[int]] = {}
+        reasons: dict[int, str | None] = {}
+        rid = request_id or ""
+        async for step in self.generate(prompt_ids, params, request_id):
+            rid = step.request_id
+            for d in step.deltas:
+                ids.setdefault(d.index, []).extend(d.token_ids)
+                reasons[d.index] = d.finish_reason
+        outputs = tuple(
+            GeneratedSequence(i, self.decode(ids[i]), tuple(ids[i]), reasons[i])
+            for i in sorted(ids)
+        )
+        return Completion(rid, len(prompt_ids), outputs)
+
+    async def health(self) -> None:
+        if self.dead:
+            raise EngineUnavailable("The fake engine is dead.")
+
+    def num_unfinished_requests(self) -> int:
+        return len(self.running)
+
+    def shutdown(self) -> None:
+        self.dead = True
