@@ -49,7 +49,6 @@ class ExpressionSource:
         """Rows ``start:stop`` as CSR, zeros of dense input dropped as C2S drops them."""
         chunk = self.matrix[start:stop]
         if sp.issparse(chunk):
-            # csr_matrix() keeps stored order, which the "c2s" tie-break depends on.
             return sp.csr_matrix(chunk)
         return sp.csr_matrix(np.asarray(chunk))
 

@@ -3,10 +3,12 @@
 Two tie-breaks are offered:
 
 ``"c2s"``
-    Byte-identical to ``cell2sentence.utils.generate_sentences``: one
-    ``RandomState(seed)`` for the whole matrix, each row's stored entries permuted
-    with ``RandomState.shuffle`` (what ``sklearn.utils.shuffle`` calls), then a
-    stable sort by descending value.
+    Byte-identical to C2S (``generate_vocabulary`` then ``generate_sentences``, as
+    ``CSData`` runs them): one ``RandomState(seed)`` for the whole matrix, each
+    row's stored entries, in column order, permuted with ``RandomState.shuffle``
+    (what ``sklearn.utils.shuffle`` calls), then a stable sort by descending value.
+    Column order, because ``generate_vocabulary``'s ``adata.X > 0`` sorts a CSR
+    matrix's indices in place before the sentences are made.
 ``"stable"``
     Deterministic and vectorised: equal values keep ascending column order. It
     differs from ``"c2s"`` only by permutations inside groups of equal values.
@@ -96,8 +98,7 @@ def rank_csr(
     Parameters
     ----------
     matrix : scipy.sparse.csr_matrix
-        Cells x genes, non-negative. Stored order matters for ``"c2s"`` exactly as
-        it does in C2S, so indices are not sorted here.
+        Cells x genes, non-negative; indices need not be sorted (it is not modified).
     column_to_word : numpy.ndarray
         Word index of every column (:attr:`GeneVocabulary.column_to_word`).
     tie_break : {"c2s", "stable"}
@@ -113,6 +114,9 @@ def rank_csr(
     RankedCells
     """
     _check_values(matrix.data)
+    if not matrix.has_sorted_indices:
+        matrix = sp.csr_matrix(matrix, copy=True)
+        matrix.sort_indices()
     if tie_break == "c2s":
         if rng is None:
             raise ValueError("tie_break='c2s' needs the shared RandomState")
@@ -141,7 +145,10 @@ def _check_values(data: np.ndarray) -> None:
 
 
 def _rank_c2s(matrix: sp.csr_matrix, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """Columns in C2S order, explicit zeros dropped after the shuffle consumed them."""
+    """Columns in C2S order, explicit zeros dropped after the shuffle consumed them.
+
+    Expects sorted indices.
+    """
     stored = np.diff(matrix.indptr)
     # RandomState.permutation(n) == arange(n) then shuffle: what sklearn's resample does.
     shuffled_pos = np.concatenate(
@@ -155,12 +162,9 @@ def _rank_c2s(matrix: sp.csr_matrix, rng: np.random.RandomState) -> tuple[np.nda
 
 
 def _rank_stable(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Columns by descending value, ties by ascending column."""
+    """Columns by descending value, ties by ascending column (expects sorted indices)."""
     stored = np.diff(matrix.indptr)
-    row_of = np.repeat(np.arange(len(stored), dtype=np.int64), stored)
-    by_column = np.lexsort((matrix.indices, row_of)) if not matrix.has_sorted_indices else None
-    indices = matrix.indices if by_column is None else matrix.indices[by_column]
-    data = matrix.data if by_column is None else matrix.data[by_column]
+    indices, data = matrix.indices, matrix.data
     order = _sort_rows_by_descending_value(data, stored)
     return _drop_zeros(indices[order], data[order], stored)
 

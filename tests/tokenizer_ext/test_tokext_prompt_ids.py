@@ -1,0 +1,199 @@
+"""Prompt ids from cached pieces equal full tokenisation, for every public C2S template."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import C2S_TEMPLATE_FILES, MOUSE_GENES
+
+from tokenizer_ext import (
+    GeneTokenCache,
+    PromptEncoder,
+    PromptTemplate,
+    RankedCells,
+    TemplateError,
+    TextEncoder,
+    multi_cell_text,
+)
+
+FIELDS = {
+    "organism": "Homo sapiens",
+    "cell_type": "CD4-positive, alpha-beta T cell",
+    "tissue": "peripheral blood",
+    "abstract": "Single-cell RNA-seq of PBMCs from a healthy donor.",
+}
+# Boundary-heavy genes: trailing digits and '.', inner '-', leading digits, mouse case.
+EDGE_GENES = ["HLA-DRA", "RP11-782C8.1", "MT-ND3", "C10ORF54", "AC084018.1"]
+MOUSE_UPPER = [g.upper() for g in MOUSE_GENES]
+
+
+def c2s_render(template: str, cells: list[list[str]], **fields) -> str:
+    """The text as C2S builds it: str.format with joined genes."""
+    sentences = [" ".join(c) for c in cells]
+    values = {"num_genes": max((len(c) for c in cells), default=0), "num_cells": len(cells)}
+    values |= fields
+    if "{multi_cell_sentences}" in template:
+        values["multi_cell_sentences"] = multi_cell_text(sentences)
+    elif "{cell_sentence}" in template:
+        values["cell_sentence"] = sentences[0]
+    return template.format(**values)
+
+
+def cell_sets(ranked_pbmc, vocabulary, sentence_field) -> list[list[list[str]]]:
+    real = [vocabulary.decode(ranked_pbmc.row(i)[:k].tolist()) for i, k in enumerate((200, 37, 5))]
+    edge = EDGE_GENES + MOUSE_UPPER
+    if sentence_field == "cell_sentence":
+        return [[real[0]], [edge], [edge[::-1]], [["RP11-782C8.1"]], [MOUSE_UPPER[5:7]]]
+    if sentence_field == "multi_cell_sentences":
+        return [
+            real,
+            [edge, MOUSE_UPPER, real[2]],
+            [["1700001C19RIK"]],
+            [["AC084018.1"], ["H2-K1"], ["HLA-DRA", "MT-ND3"]],
+        ]
+    return [[]]
+
+
+@pytest.mark.parametrize("template_file", C2S_TEMPLATE_FILES)
+def test_every_public_template_renders_to_exact_ids(
+    template_file, prompt_encoder, c2s_templates, ranked_pbmc, gene_vocabulary
+):
+    templates = c2s_templates[template_file]
+    encoder = prompt_encoder.token_cache.encoder
+    checked = 0
+    for template in templates["model_input"] + templates["response"]:
+        field = PromptTemplate(template).sentence_field
+        for cells in cell_sets(ranked_pbmc, gene_vocabulary, field):
+            # Generation prompts state the counts they ask for.
+            fields = FIELDS if cells else FIELDS | {"num_genes": 200, "num_cells": 5}
+            expected = encoder.encode(c2s_render(template, cells, **fields))
+            prompt = prompt_encoder.encode(template, cells, **fields)
+            assert prompt.ids == expected, (template, cells)
+            assert prompt.n_tokens == len(expected) and prompt.n_cells == len(cells)
+            checked += 1
+    assert checked >= len(templates["model_input"])
+
+
+def test_the_c2s_reference_template_0_on_pythia(pythia_tokenizer_path, gene_vocabulary):
+    encoder = PromptEncoder(GeneTokenCache(pythia_tokenizer_path, gene_vocabulary))
+    template = (
+        "The following is a list of {num_genes} gene names ordered by descending expression "
+        "level in a {organism} cell. Your task is to give the cell type which this cell "
+        "belongs to based on its gene expression.\nCell sentence: {cell_sentence}.\n"
+        "The cell type corresponding to these genes is:"
+    )
+    prompt = encoder.encode(
+        template, [["CD3D", "HLA-DRA", "RP11-782C8.1"]], organism="Homo sapiens"
+    )
+    text = encoder.token_cache.encoder.decode(prompt.ids)
+    assert text.endswith(
+        "Cell sentence: CD3D HLA-DRA RP11-782C8.1.\nThe cell type corresponding to these genes is:"
+    )
+    assert prompt.ids == encoder.token_cache.encoder.encode(text)
+
+
+def test_gene_ids_concatenate_to_the_sentence_ids(prompt_encoder, ranked_pbmc):
+    cache = prompt_encoder.token_cache
+    for row in range(3):
+        words = ranked_pbmc.row(row)[:300]
+        text = " " + " ".join(cache.vocabulary.decode(words.tolist()))
+        assert cache.sentence_ids(words) == cache.encoder.encode(text)
+        assert cache.sentence_token_count(words) == len(cache.encoder.encode(text))
+
+
+def test_pythia_takes_about_three_tokens_per_gene(pythia_tokenizer_path, gene_vocabulary):
+    counts = GeneTokenCache(pythia_tokenizer_path, gene_vocabulary).token_counts
+    assert 2.5 < counts.mean() < 4.0 and counts.min() >= 1
+
+
+def test_demo_tokenizer_holds_every_gene_as_one_token(demo_tokenizer, gene_vocabulary):
+    cache = GeneTokenCache(demo_tokenizer, gene_vocabulary)
+    assert cache.token_counts.tolist() == [1] * len(gene_vocabulary)
+    assert len(cache.encoder.encode("HLA-DRA")) == 1
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{cell_sentence}",
+        "{cell_sentence}.",
+        "Genes:{cell_sentence}!",
+        "Genes: {cell_sentence}foo bar",
+        "A  {cell_sentence}  B",
+        "x\n{cell_sentence}\n",
+        "{multi_cell_sentences}",
+        "Cells:{multi_cell_sentences}done",
+    ],
+)
+def test_custom_templates_with_awkward_boundaries_are_exact(template, prompt_encoder):
+    cells = [["HLA-DRA", "RP11-782C8.1"], ["1700001C19RIK"], ["MT-ND3", "H2-K1", "C10ORF54"]]
+    if "{cell_sentence}" in template:
+        cells = cells[:1]
+    for cell_set in (cells, [[c[0]] for c in cells]):
+        prompt_encoder.verify(template, cell_set)
+
+
+def test_encode_batch_equals_encode_for_every_cell(prompt_encoder, c2s_templates, ranked_pbmc):
+    templates = c2s_templates["single_cell_cell_type_prediction_prompts.json"]["model_input"]
+    # Add cells with 0, 1 and 2 genes to the real ones: each hits another boundary case.
+    short = RankedCells(np.array([5, 7, 9], np.int32), np.array([0, 0, 1, 3]))
+    cells = RankedCells.concatenate([ranked_pbmc.select(range(40)), short])
+    for template in templates[:3] + templates[-1:]:
+        batch = prompt_encoder.encode_batch(template, cells, top_k=120, organism="Homo sapiens")
+        assert len(batch) == 43
+        for i in range(len(cells)):
+            words = cells.row(i)[:120]
+            expected = prompt_encoder.token_cache.encoder.encode(
+                prompt_encoder.render_text(
+                    template, [words], organism="Homo sapiens", num_genes=120
+                )
+            )
+            assert batch[i] == expected
+        assert batch.n_tokens.tolist() == [len(x) for x in batch.to_lists()]
+
+
+def test_cells_can_be_symbols_or_word_indices_and_top_k_cuts(prompt_encoder, ranked_pbmc):
+    template = "Genes: {cell_sentence}."
+    words = ranked_pbmc.row(0)
+    symbols = prompt_encoder.vocabulary.decode(words[:10].tolist())
+    by_words = prompt_encoder.encode(template, [words], top_k=10)
+    by_symbols = prompt_encoder.encode(template, [[s.lower() for s in symbols]])
+    assert by_words.ids == by_symbols.ids and by_words.genes_per_cell == 10
+
+
+def test_text_encoder_loads_files_folders_objects_and_hf_tokenizers(pythia_tokenizer_path):
+    text = "Cell sentence: HLA-DRA MT-ND3."
+    by_file = TextEncoder.load(pythia_tokenizer_path).encode(text)
+    assert TextEncoder.load(pythia_tokenizer_path.parent).encode(text) == by_file
+    assert (
+        TextEncoder.load(TextEncoder.load(pythia_tokenizer_path).tokenizer).encode(text) == by_file
+    )
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoTokenizer.from_pretrained(pythia_tokenizer_path.parent)
+    assert TextEncoder.load(hf).encode(text) == by_file == hf(text)["input_ids"]
+    with pytest.raises(TypeError):
+        TextEncoder.load(42)
+
+
+@pytest.mark.parametrize(
+    ("template", "cells", "fields", "message"),
+    [
+        ("{gene_list}", [], {}, "unknown placeholder"),
+        ("{cell_sentence} {multi_cell_sentences}", [["A"]], {}, "at most one"),
+        ("{cell_sentence} in {organism}", [["CD3D"]], {}, "needs fields"),
+        ("Hello {organism}", [["CD3D"]], {"organism": "x"}, "no cell-sentence"),
+        ("{cell_sentence}", [["CD3D"], ["CD4"]], {}, "exactly one"),
+        ("{cell_sentence}", [["CD3D"]], {"tisue": "x"}, "unknown template fields"),
+        ("{cell_sentence", [["CD3D"]], {}, "malformed"),
+    ],
+)
+def test_template_errors_say_what_is_wrong(template, cells, fields, message, prompt_encoder):
+    with pytest.raises(TemplateError, match=message):
+        prompt_encoder.encode(template, cells, **fields)
+
+
+def test_encode_batch_needs_a_gene_count_for_num_genes(prompt_encoder, ranked_pbmc):
+    with pytest.raises(TemplateError, match="top_k"):
+        prompt_encoder.encode_batch("{num_genes}: {cell_sentence}", ranked_pbmc)
+    with pytest.raises(TemplateError, match="encode"):
+        prompt_encoder.encode_batch("{multi_cell_sentences}", ranked_pbmc, top_k=5)
