@@ -4,6 +4,16 @@ Expression -> ranked genes -> cell sentences -> exact token ids, budgets for the
 model context, and the inverse (generated sentences -> expression).
 """
 
+from tokenizer_ext.budget import (
+    C2S_TRAINED_RANGES,
+    DEFAULT_MAX_MODEL_LEN,
+    GeneBudget,
+    TrainedRanges,
+    check_prompt_fits,
+    estimate_genes_per_cell,
+    estimate_sentence_tokens,
+    fit_genes_per_cell,
+)
 from tokenizer_ext.errors import (
     EnsemblIdError,
     ExpressionValueError,
@@ -18,6 +28,15 @@ from tokenizer_ext.errors import (
     UnknownGeneError,
 )
 from tokenizer_ext.expression_source import ExpressionSource, open_expression
+from tokenizer_ext.inverse import (
+    CleanedSentence,
+    RankExpressionFit,
+    clean_generated_sentence,
+    fit_rank_expression,
+    reconstruct_adata,
+    reconstruct_expression,
+    split_multi_cell_text,
+)
 from tokenizer_ext.prompt_ids import PromptBatch, PromptEncoder, PromptIds
 from tokenizer_ext.ranking import TIE_BREAKS, RankedCells
 from tokenizer_ext.sentences import (
@@ -50,16 +69,20 @@ from tokenizer_ext.vocab import (
 )
 
 __all__ = [
+    "C2S_TRAINED_RANGES",
     "CELL_SENTENCE",
+    "DEFAULT_MAX_MODEL_LEN",
     "HUMAN",
     "MOUSE",
     "MULTI_CELL_SENTENCES",
     "ORGANISMS",
     "TEMPLATE_FIELDS",
     "TIE_BREAKS",
+    "CleanedSentence",
     "EnsemblIdError",
     "ExpressionSource",
     "ExpressionValueError",
+    "GeneBudget",
     "GeneCollisionError",
     "GeneTokenCache",
     "GeneVocabulary",
@@ -70,6 +93,7 @@ __all__ = [
     "PromptEncoder",
     "PromptIds",
     "PromptTemplate",
+    "RankExpressionFit",
     "RankedCells",
     "RankedChunk",
     "TemplateError",
@@ -77,8 +101,15 @@ __all__ = [
     "TokenizationMismatchError",
     "TokenizerExtError",
     "TrainedRangeError",
+    "TrainedRanges",
     "UnknownGeneError",
     "cell_sentences",
+    "check_prompt_fits",
+    "clean_generated_sentence",
+    "estimate_genes_per_cell",
+    "estimate_sentence_tokens",
+    "fit_genes_per_cell",
+    "fit_rank_expression",
     "guess_organism",
     "iter_cell_sentences",
     "iter_ranked_chunks",
@@ -88,6 +119,9 @@ __all__ = [
     "rank_cells",
     "rank_vector",
     "ranked_to_sentences",
+    "reconstruct_adata",
+    "reconstruct_expression",
     "sentence_from_mapping",
     "sentence_from_vector",
+    "split_multi_cell_text",
 ]

@@ -103,6 +103,9 @@ def fit_genes_per_cell(
 ) -> GeneBudget:
     """The largest common gene count per cell whose prompt fits the context.
 
+    The count is searched between the trained range's bounds, and not above the
+    longest cell's gene count; shorter cells contribute all their genes.
+
     Parameters
     ----------
     encoder : PromptEncoder
@@ -173,8 +176,10 @@ def fit_genes_per_cell(
     if smallest.n_tokens > limit:
         raise error(f"even {low} genes per cell (the minimum) do not fit", smallest, low)
     best_k, best = low, smallest
+    # Asking for more genes than the longest cell has would only change the stated count.
+    longest = max(len(c) for c in cells)
     # Longer cells never shorten a prompt (up to the digits of num_genes): bisect.
-    lo, hi = low + 1, high
+    lo, hi = low + 1, min(high, max(longest, low))
     while lo <= hi:
         mid = (lo + hi) // 2
         prompt = prompt_at(mid)
