@@ -19,6 +19,18 @@ class C2SError(Exception):
         if param is not None:
             self.param = param
 
+    def __reduce__(self):
+        # Subclasses take other constructor arguments; rebuild from state so that errors
+        # cross process boundaries (Ray Serve replicas) intact.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(cls: type[C2SError], args: tuple, state: dict) -> C2SError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidRequest(C2SError):
     """The caller's input cannot be served as given."""

@@ -65,3 +65,18 @@ def resolve_max_model_len(config: EngineConfig, facts: CheckpointFacts) -> int:
             param="max_model_len",
         )
     return max_len
+
+
+def local_model_dir(model: str) -> str:
+    """A directory holding the model's config and tokenizer files.
+
+    A Hugging Face id is resolved through the local cache (downloading the small files
+    if they are missing), so prompt builders and decoders can read the tokenizer.
+    """
+    from pathlib import Path
+
+    if Path(model).is_dir():
+        return model
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(model, allow_patterns=["*.json", "*.txt", "*.model"])

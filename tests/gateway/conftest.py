@@ -12,8 +12,6 @@ from serving.stages import BuildStage, DecodeStage
 from serving.tasks import default_registry
 from serving.testing.fake_engine import FakeEngine
 
-CELL = "CD74 HLA-DRA CD79A MS4A1 CD19 CD37 HLA-DPB1 CD52"
-
 
 def scripted_reply(prompt_ids) -> str:
     """Answers by the shape of the prompt, so that every parser gets realistic text."""

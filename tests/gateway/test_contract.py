@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.gateway.conftest import CELL
+from tests.task_inputs import CELL
 
 BASE = "c2s-pythia-410m"
 

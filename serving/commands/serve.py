@@ -1,0 +1,60 @@
+"""``c2s serve``: the online stack on a local or existing Ray cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+
+from serving.config import DEMO_MODEL_DIR, AppConfig
+from serving.settings import C2SSettings
+
+console = Console(stderr=True)
+
+
+def load_app_config(config_file: Path | None, model: str | None, api_key: str | None) -> AppConfig:
+    """`AppConfig` from an optional YAML file (``serve run``'s ``args``), then flags."""
+    data = yaml.safe_load(config_file.read_text()) if config_file else {}
+    data = dict(data.get("args", data) or {})
+    if model:
+        data["engine"] = {**data.get("engine", {}), "model": model}
+    data.setdefault("engine", {"model": str(DEMO_MODEL_DIR)})
+    if api_key:
+        data["gateway"] = {**data.get("gateway", {}), "api_key": api_key}
+    return AppConfig.model_validate(data)
+
+
+def serve(
+    model: Annotated[
+        str | None, typer.Option(help="Checkpoint directory or Hugging Face id [default: demo]")
+    ] = None,
+    host: Annotated[str, typer.Option(help="HTTP host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address; a local cluster is started if unset")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="AppConfig YAML (a serve config's 'args' also works)")
+    ] = None,
+) -> None:
+    """Serve the OpenAI-compatible gateway over Ray Serve deployments."""
+    import ray
+    from ray import serve as ray_serve
+
+    from serving.deployments import build_app
+
+    settings = C2SSettings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    app_config = load_app_config(config, model or settings.model, key)
+    if address:
+        ray.init(address=address)
+    else:
+        # Logical CPUs may exceed physical ones; every replica needs room to be placed.
+        ray.init(num_cpus=max(8, 4 * (os.cpu_count() or 1)), include_dashboard=False)
+    ray_serve.start(http_options={"host": host, "port": port})
+    console.print(f"[bold]c2s serve[/bold]: {app_config.engine.model} on http://{host}:{port}")
+    ray_serve.run(build_app(app_config), name="c2s", route_prefix="/", blocking=True)
