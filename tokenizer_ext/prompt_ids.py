@@ -84,9 +84,21 @@ class PromptBatch:
 
     def to_lists(self) -> list[list[int]]:
         """Every prompt's ids as a Python list (what an engine's ``prompt_token_ids`` takes)."""
-        flat = self.ids.tolist()
+        # Gathering shared int objects is about twice as fast as creating new ones (tolist).
+        flat = _python_ints(int(self.ids.max(initial=0)) + 1)[self.ids]
         bounds = self.offsets.tolist()
-        return [flat[a:b] for a, b in itertools.pairwise(bounds)]
+        return [flat[a:b].tolist() for a, b in itertools.pairwise(bounds)]
+
+
+_INT_OBJECTS = np.arange(0, dtype=object)
+
+
+def _python_ints(n: int) -> np.ndarray:
+    """Object array holding the Python ints ``0..n-1`` (grown on demand, shared)."""
+    global _INT_OBJECTS
+    if len(_INT_OBJECTS) < n:
+        _INT_OBJECTS = np.array(range(max(n, 2 * len(_INT_OBJECTS))), dtype=object)
+    return _INT_OBJECTS
 
 
 @dataclass(frozen=True)
