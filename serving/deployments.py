@@ -101,6 +101,17 @@ def _core_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def _translated(exc: Exception, *, engine: bool) -> BaseException:
+    """What a failed handle call means to the gateway: the core's error, or for the
+    engine, unavailability (its replica died or is restarting)."""
+    error = _core_error(exc)
+    if error is not exc or isinstance(exc, C2SError):
+        return error
+    if engine:
+        return EngineUnavailable(f"The engine replica is unavailable: {exc}")
+    return exc
+
+
 class RayStages:
     """`serving.pipeline.Stages` over deployment handles.
 
@@ -120,13 +131,8 @@ class RayStages:
         except asyncio.CancelledError:
             response.cancel()
             raise
-        except C2SError:
-            raise
         except Exception as exc:
-            error = _core_error(exc)
-            if error is exc and engine:
-                raise EngineUnavailable(f"The engine replica is unavailable: {exc}") from exc
-            raise error from None
+            raise _translated(exc, engine=engine) from None
 
     async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         return await self._call(self.builder.build.remote(list(jobs), offset))
@@ -145,10 +151,7 @@ class RayStages:
                 finished = step.finished
                 yield step
         except Exception as exc:
-            error = _core_error(exc)
-            if error is exc:
-                raise EngineUnavailable(f"The engine replica is unavailable: {exc}") from exc
-            raise error from None
+            raise _translated(exc, engine=True) from None
         finally:
             if not finished:
                 steps.cancel()

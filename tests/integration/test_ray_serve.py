@@ -1,0 +1,156 @@
+"""`c2s serve` as the README starts it: Ray Serve deployments on a local cluster, queried
+over loopback with the official openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import free_port
+from tests.task_inputs import CELL
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+BASE = "c2s-pythia-410m"
+STARTUP_LIMIT_S = 420
+
+
+@pytest.fixture(scope="module")
+def ray_gateway(tiny_checkpoint, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("c2s-serve") / "serve.log"
+    env = {**os.environ, "C2S_API_KEY": "test-key", "RAY_USAGE_STATS_ENABLED": "0"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.cli",
+                "serve",
+                "--model",
+                str(tiny_checkpoint),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_LIMIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"c2s serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail(f"c2s serve did not become healthy:\n{log.read_text()[-4000:]}")
+    yield url
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def client(ray_gateway):
+    return openai.AsyncOpenAI(base_url=f"{ray_gateway}/v1", api_key="test-key", max_retries=0)
+
+
+async def test_the_key_is_required_but_not_for_health(ray_gateway):
+    async with httpx.AsyncClient(base_url=ray_gateway) as http:
+        assert (await http.get("/health")).json() == {"status": "ok"}
+        refused = await http.get("/v1/models")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == 401
+    bad = openai.AsyncOpenAI(base_url=f"{ray_gateway}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        await bad.models.list()
+
+
+async def test_completions_and_chat_through_the_deployments(client):
+    ids = [m.id async for m in client.models.list()]
+    assert len(ids) == 13
+    done = await client.completions.create(
+        model=f"{BASE}/cell_type_prediction",
+        prompt="",
+        max_tokens=5,
+        extra_body={"inputs": {"cell": CELL}},
+    )
+    assert done.choices[0].result["kind"] == "label"
+    assert done.usage.completion_tokens >= 1
+    stream = await client.chat.completions.create(
+        model=f"{BASE}/cell_type_prediction",
+        messages=[{"role": "user", "content": CELL}],
+        max_tokens=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == done.choices[0].text
+    assert chunks[-1].usage.prompt_tokens == done.usage.prompt_tokens
+
+
+async def test_core_errors_cross_the_replicas_with_their_status(client, ray_gateway):
+    with pytest.raises(openai.BadRequestError) as long:
+        await client.completions.create(model=BASE, prompt=[5] * 9000, max_tokens=1)
+    assert long.value.body["param"] == "input_tokens"
+    assert "9000" in long.value.body["message"]
+    async with httpx.AsyncClient(
+        base_url=ray_gateway, headers={"Authorization": "Bearer test-key"}
+    ) as http:
+        bad_item = await http.post(
+            "/v1/tasks/cell_type_prediction", json={"inputs": [{"cell": CELL}, {"cel": CELL}]}
+        )
+        assert bad_item.status_code == 400
+        assert bad_item.json()["error"]["param"] == "inputs[1]"
+        unknown = await http.post("/v1/tasks/nope", json={"inputs": [{}]})
+        assert unknown.status_code == 404
+
+
+async def test_a_batch_fans_out_in_order_and_matches_single_requests(client, ray_gateway):
+    cells = [
+        " ".join(CELL.split()[i % 8 :] + CELL.split()[: i % 8]) + f" GENE{i}" for i in range(150)
+    ]
+    async with httpx.AsyncClient(
+        base_url=ray_gateway, headers={"Authorization": "Bearer test-key"}, timeout=120
+    ) as http:
+        batch = await http.post(
+            "/v1/tasks/cell_type_prediction",
+            json={"inputs": [{"cell": c} for c in cells], "max_tokens": 4},
+        )
+    assert batch.status_code == 200, batch.text
+    data = batch.json()["data"]
+    assert [d["index"] for d in data] == list(range(150))
+    sample = [0, 1, 64, 65, 149]
+    singles = await asyncio.gather(
+        *(
+            client.completions.create(
+                model=f"{BASE}/cell_type_prediction",
+                prompt="",
+                max_tokens=4,
+                extra_body={"inputs": {"cell": cells[i]}},
+            )
+            for i in sample
+        )
+    )
+    for i, single in zip(sample, singles, strict=True):
+        assert data[i]["text"] == single.choices[0].text
+        assert data[i]["prompt_tokens"] == single.usage.prompt_tokens
