@@ -44,3 +44,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Rebuild the embedded demo checkpoint (models/c2s-demo-pythia): train, evaluate, write its card
+.PHONY: demo-model
+demo-model: setup
+	$(BIN)/python -m serving.demo_model

@@ -58,15 +58,14 @@ def _fail(message: str) -> typer.Exit:
 
 def prompt(
     task: Annotated[str, typer.Argument(help="Task name (see `c2s tasks`)")],
-    input_file: Annotated[
-        Path, typer.Option("--input", help="JSON file holding the task's input")
-    ],
+    input_file: Annotated[Path, typer.Option("--input", help="JSON file holding the task's input")],
     template_index: Annotated[int, typer.Option(help="Prompt variant (0 is the default)")] = 0,
     model: Annotated[
         Path, typer.Option(help="Checkpoint directory whose tokenizer counts the tokens")
     ] = DEMO_MODEL,
     templates: Annotated[
-        Path | None, typer.Option(help='Template file replacing the task\'s ({"model_input", "response"})')
+        Path | None,
+        typer.Option(help='Template file replacing the task\'s ({"model_input", "response"})'),
     ] = None,
 ) -> None:
     """Print the exact prompt of a task input, then its token count."""

@@ -87,13 +87,6 @@ class ExpressionCell(BaseModel):
 Cell = Annotated[str, StringConstraints(min_length=1)] | ExpressionCell
 
 
-def cell_sentence(cell: str | ExpressionCell) -> str:
-    """The cell sentence of a cell given either way."""
-    if isinstance(cell, ExpressionCell):
-        return cell.to_sentence()
-    return cell
-
-
 @dataclass(frozen=True, slots=True)
 class OutputSize:
     """How much an answer holds: generated genes in all cells, and the cell count."""
@@ -120,9 +113,17 @@ class TaskInput(BaseModel):
         """Genes and cells the answer should hold."""
         return OutputSize()
 
+    def prompt_cells(self) -> list[list[str]] | None:
+        """The genes of each cell the prompt shows (after the top-k cut), if it shows cells.
 
-def _check_sentence(cell: str | ExpressionCell) -> str | ExpressionCell:
-    return _normalise_sentence(cell) if isinstance(cell, str) else cell
+        Lets the prompt builder assemble token ids from its per-gene cache.
+        """
+        return None
+
+
+def _to_sentence(cell: str | ExpressionCell) -> str:
+    # expression is ranked once, at validation; the model then holds only sentences
+    return _normalise_sentence(cell) if isinstance(cell, str) else cell.to_sentence()
 
 
 # ---------------------------------------------------------------- single cell
@@ -150,17 +151,20 @@ class CellTypePredictionInput(TaskInput):
 
     @field_validator("cell")
     @classmethod
-    def _cell(cls, cell: str | ExpressionCell) -> str | ExpressionCell:
-        return _check_sentence(cell)
+    def _cell(cls, cell: str | ExpressionCell) -> str:
+        return _to_sentence(cell)
 
     def template_fields(self) -> dict[str, str]:
         # C2S writes the requested k even when the cell has fewer genes
-        sentence = first_genes(cell_sentence(self.cell), self.n_genes)
+        sentence = first_genes(self.cell, self.n_genes)
         return {
             **super().template_fields(),
             "num_genes": str(self.n_genes),
             "cell_sentence": sentence,
         }
+
+    def prompt_cells(self) -> list[list[str]]:
+        return [self.cell.split(" ")[: self.n_genes]]
 
 
 class CellTypeGenerationInput(CellGenerationInput):
@@ -205,12 +209,12 @@ class MultiCellInput(TaskInput):
 
     @field_validator("cells")
     @classmethod
-    def _cells(cls, cells: list[str | ExpressionCell]) -> list[str | ExpressionCell]:
-        return [_check_sentence(c) for c in cells]
+    def _cells(cls, cells: list[str | ExpressionCell]) -> list[str]:
+        return [_to_sentence(c) for c in cells]
 
     def sentences(self) -> list[str]:
         """Each cell's sentence cut to ``n_genes`` genes."""
-        return [first_genes(cell_sentence(c), self.n_genes) for c in self.cells]
+        return [first_genes(c, self.n_genes) for c in self.cells]
 
     def template_fields(self) -> dict[str, str]:
         return {
@@ -219,6 +223,9 @@ class MultiCellInput(TaskInput):
             "num_cells": str(len(self.cells)),
             "multi_cell_sentences": cell_blocks(self.sentences()),
         }
+
+    def prompt_cells(self) -> list[list[str]]:
+        return [s.split(" ") for s in self.sentences()]
 
 
 class TissuePredictionInput(MultiCellInput):

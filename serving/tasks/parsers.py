@@ -41,28 +41,32 @@ def strip_answer(text: str) -> str:
     return text[:-1].rstrip() if text.endswith(".") else text
 
 
-def clean_genes(words: list[str], vocabulary: Vocabulary | None) -> tuple[list[str], int, int]:
-    """C2S's post-processing of a generated sentence.
+class _AnyWord:
+    """A vocabulary that holds every word (when the model's genes are not known)."""
 
-    Upper-case; mark words outside the vocabulary; keep each repeated gene once at the
-    integer mean of its positions (marked words still hold their places while the means
-    are taken, one gene at a time, as ``post_process_generated_cell_sentences`` in
-    cell2sentence 1.2.0 does); then drop the marked words.
+    def __contains__(self, word: object) -> bool:
+        return True
+
+
+def clean_genes(text: str, vocabulary: Vocabulary | None) -> tuple[list[str], int, int]:
+    """C2S's post-processing of a generated sentence, by tokenizer_ext.
+
+    Upper-case, split on single spaces, drop words outside the vocabulary, and keep each
+    repeated gene once at the integer mean of its positions.
 
     Returns
     -------
     (genes, n_valid, n_invalid)
+        ``n_valid`` counts vocabulary words with their repeats.
     """
-    upper = [w.upper() for w in words]
-    marked = [w if vocabulary is None or w in vocabulary else None for w in upper]
-    n_invalid = marked.count(None)
-    for gene in dict.fromkeys(w for w in marked if w is not None):
-        positions = [i for i, g in enumerate(marked) if g == gene]
-        if len(positions) > 1:
-            marked = [g for g in marked if g != gene]
-            marked.insert(sum(positions) // len(positions), gene)
-    genes = [g for g in marked if g is not None]
-    return genes, len(upper) - n_invalid, n_invalid
+    from tokenizer_ext import clean_generated_sentence
+
+    answer = strip_answer(text)
+    if not answer:
+        return [], 0, 0
+    n_words = len(answer.split(" "))
+    cleaned = clean_generated_sentence(text, vocabulary if vocabulary is not None else _AnyWord())
+    return cleaned.genes, n_words - cleaned.n_dropped, cleaned.n_dropped
 
 
 def parse_label(text: str, vocabulary: Vocabulary | None = None) -> LabelResult:
@@ -73,7 +77,7 @@ def parse_label(text: str, vocabulary: Vocabulary | None = None) -> LabelResult:
 
 def parse_genes(text: str, vocabulary: Vocabulary | None = None) -> GeneListResult:
     """A cell sentence, cleaned against the vocabulary."""
-    genes, n_valid, n_invalid = clean_genes(strip_answer(text).split(), vocabulary)
+    genes, n_valid, n_invalid = clean_genes(text, vocabulary)
     return GeneListResult(genes=genes, n_valid=n_valid, n_invalid=n_invalid)
 
 

@@ -45,7 +45,8 @@ class SamplingDefaults:
 
     def max_tokens(self, size: OutputSize, tokens_per_gene: float) -> int:
         """Tokens to allow for an answer of ``size`` with this tokenizer."""
-        genes = math.ceil(size.genes * tokens_per_gene * (1 + GENE_MARGIN))
+        # round first: 500 x 3.3 x 1.1 is 1815.0000000000002 in floating point
+        genes = math.ceil(round(size.genes * tokens_per_gene * (1 + GENE_MARGIN), 6))
         return genes + size.cells * TOKENS_PER_CELL_HEADER + self.answer_tokens
 
     def params(self, max_tokens: int, **overrides: object) -> GenerationParams:
@@ -111,6 +112,14 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         self.templates.check(self.input_model.placeholders, self.answer_fields)
+
+    def render_prompt(self, data: TaskInput, index: int) -> str:
+        """Prompt text of template ``index`` filled from a validated input."""
+        return self.templates.render_prompt(index, data.template_fields())
+
+    def render_answer(self, values: dict[str, str]) -> str:
+        """Answer text from the answer template's values (training data, references)."""
+        return self.templates.render_answer(values)
 
     @property
     def parser(self) -> Parser:

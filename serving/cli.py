@@ -1,0 +1,27 @@
+"""The ``c2s`` command line: a thin shell that assembles one module per command.
+
+Each command lives in ``serving/commands/<name>.py`` as a plain function; this module only
+registers them, so adding one (serve, annotate, demo, bench) is one import and one line.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from serving.commands import serve as serve_command
+from serving.commands import tasks as tasks_commands
+
+app = typer.Typer(
+    name="c2s",
+    help="Serve Cell2Sentence (C2S) models: tasks, prompts, serving and bulk annotation.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.command("tasks")(tasks_commands.tasks)
+app.command("prompt")(tasks_commands.prompt)
+app.command("serve")(serve_command.serve)
+
+
+if __name__ == "__main__":
+    app()
