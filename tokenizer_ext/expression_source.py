@@ -50,7 +50,10 @@ class ExpressionSource:
         chunk = self.matrix[start:stop]
         if sp.issparse(chunk):
             return sp.csr_matrix(chunk)
-        return sp.csr_matrix(np.asarray(chunk))
+        chunk = np.asarray(chunk)
+        if chunk.dtype == np.float16:  # scipy.sparse has no float16; float32 holds it exactly
+            chunk = chunk.astype(np.float32)
+        return sp.csr_matrix(chunk)
 
     def close(self) -> None:
         """Close the file opened for a path input."""

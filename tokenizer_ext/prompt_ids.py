@@ -193,6 +193,8 @@ class PromptEncoder:
             return template
         parsed = self._templates.get(template)
         if parsed is None:
+            if len(self._templates) >= 1024:  # user templates must not grow it forever
+                self._templates.clear()
             parsed = self._templates[template] = PromptTemplate(template)
         return parsed
 
@@ -202,7 +204,6 @@ class PromptEncoder:
         if ids is None:
             if len(self._text_ids) >= self._max_cached_texts:
                 self._text_ids.clear()
-                self._table = self._new_table()
             ids = self._text_ids[text] = tuple(self.token_cache.encoder.encode(text))
         return ids
 
@@ -277,6 +278,9 @@ class PromptEncoder:
         if parsed.sentence_field != CELL_SENTENCE:
             raise TemplateError("encode_batch takes {cell_sentence} templates; use encode()")
         ranked = ranked.truncate(top_k)
+        if len(self._table.extra_ids) >= self._max_cached_texts:
+            # Only between batches: segment ids of a batch refer to one table.
+            self._table = self._new_table()
         if "num_genes" in parsed.fields and "num_genes" not in fields:
             if top_k is None:
                 raise TemplateError("pass top_k or num_genes: the template states the gene count")

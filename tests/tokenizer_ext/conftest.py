@@ -26,7 +26,7 @@ if sys.path[:1] != [str(REPO_ROOT)]:
     sys.path.insert(0, str(REPO_ROOT))
 if getattr(sys.modules.get("tokenizer_ext"), "__file__", "") is None:
     del sys.modules["tokenizer_ext"]
-MATRIX_KINDS = ("dense", "csr", "csc", "backed")
+MATRIX_KINDS = ("dense", "csr", "csc", "backed", "backed_csc")
 C2S_TEMPLATE_FILES = (
     "single_cell_cell_type_prediction_prompts.json",
     "single_cell_cell_type_conditional_generation_prompts.json",
@@ -107,10 +107,11 @@ def count_adata() -> ad.AnnData:
 
 
 def as_matrix_kind(adata: ad.AnnData, kind: str, tmp_path: Path) -> ad.AnnData:
-    """The same cells with ``X`` dense, CSR, CSC, or backed from an ``.h5ad`` (CSR)."""
-    if kind == "backed":
+    """The same cells with ``X`` dense, CSR, CSC, or backed from an ``.h5ad`` (CSR or CSC)."""
+    if kind.startswith("backed"):
         path = tmp_path / "cells.h5ad"
-        adata.write_h5ad(path)
+        stored = as_matrix_kind(adata, "csc", tmp_path) if kind == "backed_csc" else adata
+        stored.write_h5ad(path)
         return ad.read_h5ad(path, backed="r")
     converted = adata.copy()
     x = adata.X

@@ -197,3 +197,20 @@ def test_encode_batch_needs_a_gene_count_for_num_genes(prompt_encoder, ranked_pb
         prompt_encoder.encode_batch("{num_genes}: {cell_sentence}", ranked_pbmc)
     with pytest.raises(TemplateError, match="encode"):
         prompt_encoder.encode_batch("{multi_cell_sentences}", ranked_pbmc, top_k=5)
+
+
+def test_tiny_caches_stay_exact_when_they_are_cleared(pythia_tokenizer_path, gene_vocabulary):
+    encoder = PromptEncoder(
+        GeneTokenCache(pythia_tokenizer_path, gene_vocabulary), max_cached_texts=3
+    )
+    cells = RankedCells(np.arange(40, dtype=np.int32), np.array([0, 10, 25, 40]))
+    template = "Top {num_genes} in a {organism} cell: {cell_sentence}.\nType:"
+    for organism in ("Homo sapiens", "Mus musculus", "Homo sapiens"):
+        batch = encoder.encode_batch(template, cells, top_k=12, organism=organism)
+        for i in range(3):
+            text = encoder.render_text(
+                template, [cells.row(i)[:12]], organism=organism, num_genes=12
+            )
+            assert batch[i] == encoder.token_cache.encoder.encode(text)
+            assert encoder.verify(template, [cells.row(i)], organism=organism).n_tokens > 10
+    assert len(encoder._text_ids) <= 3
