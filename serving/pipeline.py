@@ -112,6 +112,7 @@ async def run_batch(
     *,
     chunk_size: int,
     logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
 ) -> list[BatchItem]:
     """Answer every job, in order, with chunks flowing through the stages concurrently.
 
@@ -124,7 +125,12 @@ async def run_batch(
     async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
         completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
         decode_jobs = [
-            DecodeJob(p.task, out.text, logprob_token_ids(out) if logprob_tokens else ())
+            DecodeJob(
+                p.task,
+                out.text,
+                logprob_token_ids(out) if logprob_tokens else (),
+                reconstruct_expression,
+            )
             for p, c in zip(prompts, completions, strict=True)
             for out in c.outputs
         ]

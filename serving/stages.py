@@ -8,6 +8,7 @@ calls them in-process or as Ray Serve deployments; the bulk job calls the same c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,11 @@ from serving.engine.params import GenerationParams
 from serving.errors import C2SError, InvalidRequest, PromptTooLong
 from serving.prompt_builder import PromptBuilder
 from serving.tasks.templates import TemplateChoice
+from tokenizer_ext.inverse import RankExpressionFit
 from tokenizer_ext.text_encoder import TextEncoder
 
+#: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
+EXPRESSION_FIT_FILE = "expression_fit.json"
 #: vLLM's OpenAI server defaults for raw completions
 RAW_DEFAULTS = GenerationParams(max_tokens=16, temperature=1.0)
 
@@ -55,6 +59,7 @@ class DecodeJob:
     task: str | None
     text: str
     token_ids: tuple[int, ...] = field(default=())
+    reconstruct_expression: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +133,27 @@ class BuildStage:
 class DecodeStage:
     """Parses chunks of answers with a `Decoder`, and renders tokens for logprobs."""
 
-    def __init__(self, decoder: Decoder, encoder: TextEncoder) -> None:
+    def __init__(
+        self, decoder: Decoder, encoder: TextEncoder, fit: RankExpressionFit | None = None
+    ) -> None:
         self.decoder = decoder
         self.encoder = encoder
+        self.fit = fit
 
     @classmethod
     def from_model(cls, model_dir: str | Path) -> DecodeStage:
-        encoder = TextEncoder.load(Path(model_dir) / "tokenizer.json")
-        return cls(Decoder.from_model(model_dir), encoder)
+        """A stage for a checkpoint directory; its ``expression_fit.json`` (slope and
+        intercept of the C2S inverse transform, fitted on its training data) enables
+        expression reconstruction."""
+        model_dir = Path(model_dir)
+        fit_file = model_dir / EXPRESSION_FIT_FILE
+        fit = None
+        if fit_file.is_file():
+            values = json.loads(fit_file.read_text("utf-8"))
+            fit = RankExpressionFit(slope=values["slope"], intercept=values["intercept"])
+        return cls(
+            Decoder.from_model(model_dir), TextEncoder.load(model_dir / "tokenizer.json"), fit
+        )
 
     def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
         return [self._decode_one(job) for job in jobs]
@@ -144,5 +162,28 @@ class DecodeStage:
         result = None
         if job.task is not None:
             result = self.decoder.decode(job.task, job.text).model_dump()
+            if job.reconstruct_expression:
+                result = self._with_expression(result)
         tokens = {t: self.encoder.decode([t]) for t in set(job.token_ids)}
         return DecodedAnswer(result, tokens)
+
+    def _with_expression(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Add C2S's rank-to-expression values beside every generated gene list."""
+        if self.fit is None:
+            raise InvalidRequest(
+                f"This model ships no {EXPRESSION_FIT_FILE} (slope and intercept of the "
+                "inverse transform), so expression cannot be reconstructed.",
+                param="reconstruct_expression",
+            )
+        if result["kind"] == "genes":
+            return {**result, "expression": self._expression(result["genes"])}
+        if result["kind"] == "cells":
+            cells = [{**c, "expression": self._expression(c["genes"])} for c in result["cells"]]
+            return {**result, "cells": cells}
+        raise InvalidRequest(
+            f"Results of kind {result['kind']!r} hold no generated cells to reconstruct.",
+            param="reconstruct_expression",
+        )
+
+    def _expression(self, genes: list[str]) -> list[float]:
+        return [round(float(v), 6) for v in self.fit.predict(range(len(genes)))]

@@ -398,6 +398,7 @@ class OpenAIService:
             jobs,
             lambda p: self.params(p.params, sampling),
             chunk_size=self.config.batch_chunk_size,
+            reconstruct_expression=request.reconstruct_expression,
         )
         data = [
             TaskItemResult(

@@ -33,10 +33,10 @@ def make_client(build_stage, decode_stage):
     """``make_client(reply=..., **gateway_options)`` -> (httpx client, fake engine)."""
     clients = []
 
-    def make(reply=scripted_reply, step_delay_s=0.0, **options):
+    def make(reply=scripted_reply, step_delay_s=0.0, decoder=None, **options):
         encoder = build_stage.builder.encoder
         engine = FakeEngine(reply, encoder.encode, encoder.decode, step_delay_s=step_delay_s)
-        stages = LocalStages(build_stage, engine, decode_stage)
+        stages = LocalStages(build_stage, engine, decoder or decode_stage)
         app = create_app(GatewayConfig(**options), stages, default_registry())
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"

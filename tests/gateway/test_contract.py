@@ -244,3 +244,21 @@ async def test_metrics_count_requests_tokens_and_latency_per_task(make_client):
     assert 'c2s_tokens_total{kind="completion",task="cell_type_prediction"} 3.0' in text
     assert "c2s_request_latency_seconds_bucket" in text
     assert "c2s_inflight_requests 0.0" in text
+
+
+async def test_generated_cells_come_with_reconstructed_expression(make_client, decode_stage):
+    from serving.stages import DecodeStage
+    from tokenizer_ext.inverse import RankExpressionFit
+
+    fit = RankExpressionFit(slope=-1.0, intercept=3.0)
+    with_fit = DecodeStage(decode_stage.decoder, decode_stage.encoder, fit)
+    client, _ = make_client(reply=lambda ids: " CD3D CD3E CD2.", decoder=with_fit)
+    body = {"inputs": [{"cell_type": "T cell", "n_genes": 3}], "reconstruct_expression": True}
+    r = await client.post("/v1/tasks/cell_type_generation", json=body)
+    assert r.status_code == 200, r.text
+    result = r.json()["data"][0]["result"]
+    assert result["genes"] == ["CD3D", "CD3E", "CD2"]
+    assert result["expression"] == pytest.approx([3.0, 3 - 0.30103, 3 - 0.477121], abs=1e-5)
+    plain, _ = make_client(reply=lambda ids: " CD3D CD3E CD2.")
+    r = await plain.post("/v1/tasks/cell_type_generation", json=body)
+    assert "expression_fit.json" in assert_envelope(r, 400, "reconstruct_expression")["message"]
