@@ -66,6 +66,26 @@ class TrainedRanges:
 C2S_TRAINED_RANGES = TrainedRanges()
 
 
+def _budget_error(
+    reason: str,
+    *,
+    needed_tokens: int,
+    reserved_output_tokens: int,
+    max_model_len: int,
+    n_cells: int,
+    genes_per_cell: int | None,
+) -> PromptBudgetError:
+    return PromptBudgetError(
+        reason,
+        needed_tokens=needed_tokens,
+        limit=max_model_len - reserved_output_tokens,
+        max_model_len=max_model_len,
+        reserved_output_tokens=reserved_output_tokens,
+        n_cells=n_cells,
+        genes_per_cell=genes_per_cell,
+    )
+
+
 @dataclass(frozen=True)
 class GeneBudget:
     """The gene count chosen for a prompt, with its exact token count.
@@ -150,12 +170,11 @@ def fit_genes_per_cell(
         return encoder.encode(parsed, [c[:k] for c in cells], num_genes=k, **fields)
 
     def error(reason: str, prompt: PromptIds, k: int | None) -> PromptBudgetError:
-        return PromptBudgetError(
+        return _budget_error(
             reason,
             needed_tokens=prompt.n_tokens,
-            limit=limit,
-            max_model_len=max_model_len,
             reserved_output_tokens=reserved_output_tokens,
+            max_model_len=max_model_len,
             n_cells=len(cells),
             genes_per_cell=k,
         )
@@ -223,12 +242,11 @@ def estimate_genes_per_cell(
     limit = max_model_len - reserved_output_tokens
     k = min(high, math.floor((limit - fixed) / (n_cells * per_gene)))
     if k < low:
-        raise PromptBudgetError(
+        raise _budget_error(
             f"even {low} genes per cell (the minimum) are not expected to fit",
             needed_tokens=fixed + math.ceil(n_cells * low * per_gene),
-            limit=limit,
-            max_model_len=max_model_len,
             reserved_output_tokens=reserved_output_tokens,
+            max_model_len=max_model_len,
             n_cells=n_cells,
             genes_per_cell=low,
         )
@@ -244,14 +262,12 @@ def check_prompt_fits(
     genes_per_cell: int | None = None,
 ) -> None:
     """Raise :class:`PromptBudgetError` when a prompt of ``n_tokens`` does not fit."""
-    limit = max_model_len - reserved_output_tokens
-    if n_tokens > limit:
-        raise PromptBudgetError(
+    if n_tokens > max_model_len - reserved_output_tokens:
+        raise _budget_error(
             "prompt does not fit the context",
             needed_tokens=n_tokens,
-            limit=limit,
-            max_model_len=max_model_len,
             reserved_output_tokens=reserved_output_tokens,
+            max_model_len=max_model_len,
             n_cells=n_cells,
             genes_per_cell=genes_per_cell,
         )
