@@ -90,6 +90,10 @@ class SamplingFields(OpenAIModel):
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     user: str | None = None
+    # vLLM's sampling extensions (its load client `vllm bench serve` sends them)
+    repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
+    min_tokens: int = Field(default=0, ge=0, le=MAX_OUTPUT_TOKENS)
+    ignore_eos: bool = False
     # C2S extensions
     task: str | None = Field(default=None, description="C2S task name, e.g. cell_type_prediction")
     template_index: int | Literal["random"] | None = Field(

@@ -126,6 +126,9 @@ class OpenAIService:
             stop=tuple(request.stop or ()),
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
+            repetition_penalty=request.repetition_penalty,
+            min_tokens=request.min_tokens,
+            ignore_eos=request.ignore_eos,
             **extra,
         )
         try:
