@@ -36,8 +36,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Bulk-annotate every cell of pbmc68k_reduced with the embedded checkpoint; outputs in demo-out/
 demo: setup
-	@echo "The demo (bulk annotation of pbmc68k_reduced with the embedded checkpoint) is not built yet: it lands with the bulk-annotation issue."
+	$(BIN)/c2s demo --out demo-out
 
 bench: setup
 	$(BIN)/python -m benchmarks run

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from serving.commands import annotate as annotate_command
+from serving.commands import demo as demo_command
 from serving.commands import serve as serve_command
 from serving.commands import tasks as tasks_commands
 
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.command("tasks")(tasks_commands.tasks)
 app.command("prompt")(tasks_commands.prompt)
 app.command("serve")(serve_command.serve)
+app.command("annotate")(annotate_command.annotate)
+app.command("demo")(demo_command.demo)
 
 
 if __name__ == "__main__":

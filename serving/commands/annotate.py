@@ -1,0 +1,212 @@
+"""``c2s annotate``: bulk annotation of an ``.h5ad`` file (the edge of `serving.jobs`).
+
+Flags and ``C2S_*`` settings become one `AnnotateConfig` here; everything else happens in
+`serving.jobs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from serving.config import DEMO_MODEL_DIR
+from serving.engine.config import EngineConfig
+from serving.errors import C2SError
+from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
+from serving.jobs.job import RunResult
+from serving.jobs.progress import NullProgress, RichProgress
+from serving.settings import C2SSettings
+
+console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def template_choice(value: str) -> int | str:
+    """``random`` or a template index."""
+    if value == "random":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter("a template index (0, 1, ...) or 'random'") from None
+
+
+def execution_config(
+    *,
+    model: str | None,
+    endpoint: str | None,
+    ray_address: str | None,
+    engine_options: dict[str, Any],
+    execution_options: dict[str, Any],
+) -> ExecutionConfig:
+    """The execution mode the flags ask for: endpoint, Ray Serve, else in-process."""
+    settings = C2SSettings()
+    model = model or settings.model or str(DEMO_MODEL_DIR)
+    model_dir = Path(model) if Path(model).is_dir() else None
+    if endpoint:
+        return ExecutionConfig(
+            mode="endpoint",
+            endpoint=endpoint,
+            api_key=settings.api_key,
+            model_dir=model_dir,
+            **execution_options,
+        )
+    if ray_address:
+        return ExecutionConfig(
+            mode="ray", ray_address=ray_address, model_dir=model_dir, **execution_options
+        )
+    # an offline job owns the machine: bind the engine's threads to every core
+    engine = EngineConfig(model=model, cpu_cores="all", **engine_options)
+    return ExecutionConfig(mode="local", engine=engine, model_dir=model_dir, **execution_options)
+
+
+def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
+    """Run ``config`` with a progress bar; errors become a message and exit code 2."""
+    from serving.jobs.run import annotate
+
+    progress = RichProgress(console) if show_progress else NullProgress()
+    try:
+        return asyncio.run(annotate(config, progress))
+    except C2SError as exc:
+        raise fail(exc.message) from None
+
+
+def print_summary(result: RunResult) -> None:
+    """Cells, speed, accuracy and where the outputs are."""
+    report = result.report
+    run = report["run"]
+    out = Console()
+    out.print(
+        f"[bold]{report['cells']['total']}[/bold] cells annotated "
+        f"({run['annotated_cells']} now, {run['resumed_cells']} resumed) at "
+        f"{run['cells_per_s']:.2f} cells/s"
+    )
+    accuracy = report.get("accuracy")
+    if accuracy:
+        out.print(
+            f"accuracy against {report['settings']['label_key']}: "
+            f"[bold]{accuracy['accuracy']:.1%}[/bold] ({accuracy['n_correct']}/"
+            f"{accuracy['n_labelled']}), valid labels {accuracy['valid_label_rate']:.1%}"
+        )
+    out.print(
+        f"outputs in {result.out}/: " + ", ".join(Path(p).name for p in report["files"].values())
+    )
+
+
+def annotate(
+    input_file: Annotated[Path, typer.Argument(help="The .h5ad file to annotate")],
+    out: Annotated[Path, typer.Option(help="Output folder (a run there is resumed)")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint directory or Hugging Face id [default: C2S_MODEL, demo]"),
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="cell_type_prediction, or multi_cell_type_prediction (groups)")
+    ] = "cell_type_prediction",
+    n_genes: Annotated[
+        int | None, typer.Option(help="Genes per cell [default: 200; 100 in groups]")
+    ] = None,
+    label_key: Annotated[
+        str | None, typer.Option(help="obs column of reference labels: accuracy and confusion")
+    ] = None,
+    group_key: Annotated[
+        str | None, typer.Option(help="obs column that groups cells in multi-cell runs")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="A remote gateway's URL (key from C2S_API_KEY)")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Use the Serve app on this Ray cluster ('auto': local)")
+    ] = None,
+    ray_app: Annotated[str, typer.Option(help="Name of the Ray Serve application")] = "c2s",
+    use_raw: Annotated[bool, typer.Option("--use-raw", help="Read .raw.X")] = False,
+    layer: Annotated[str | None, typer.Option(help="Read this layer instead of X")] = None,
+    gene_symbols_column: Annotated[
+        str | None, typer.Option(help="var column with gene symbols (when var_names are ids)")
+    ] = None,
+    organism: Annotated[
+        str | None, typer.Option(help="'Homo sapiens' or 'Mus musculus' [default: guessed]")
+    ] = None,
+    template_index: Annotated[
+        str, typer.Option(help="Prompt variant, or 'random' (seeded, per cell)")
+    ] = "0",
+    skip_empty_cells: Annotated[
+        bool, typer.Option("--skip-empty-cells", help="Give empty cells no prediction")
+    ] = False,
+    tissue: Annotated[bool, typer.Option(help="Also predict each group's tissue")] = True,
+    key_added: Annotated[str, typer.Option(help="obs column of the predictions")] = (
+        "c2s_prediction"
+    ),
+    shard_cells: Annotated[int, typer.Option(help="Cells per Parquet shard")] = 256,
+    max_inflight: Annotated[int, typer.Option(help="Cells in flight at once")] = 512,
+    request_cells: Annotated[int, typer.Option(help="Cells per build/decode call or request")] = 32,
+    kv_cache_gib: Annotated[int, typer.Option(help="KV cache of the CPU engine, GiB")] = 2,
+    compile_graph: Annotated[
+        bool,
+        typer.Option("--compile", help="torch.compile the engine (slow start, for long runs)"),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Discard a previous run in --out")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+) -> None:
+    """Annotate every cell of an .h5ad file: Parquet shards, annotated.h5ad, report.json."""
+    try:
+        execution = execution_config(
+            model=model,
+            endpoint=endpoint,
+            ray_address=ray_address,
+            engine_options={"kv_cache_gib": kv_cache_gib, "enforce_eager": not compile_graph},
+            execution_options={
+                "max_inflight_cells": max_inflight,
+                "request_cells": request_cells,
+                "ray_app": ray_app,
+            },
+        )
+        config = AnnotateConfig(
+            input=input_file,
+            out=out,
+            task=_task(task),
+            n_genes=n_genes,
+            label_key=label_key,
+            group_key=group_key,
+            use_raw=use_raw,
+            layer=layer,
+            gene_symbols_column=gene_symbols_column,
+            organism=organism,
+            template_index=template_choice(template_index),
+            skip_empty_cells=skip_empty_cells,
+            tissue=tissue,
+            key_added=key_added,
+            shard_cells=shard_cells,
+            overwrite=overwrite,
+            execution=execution,
+        )
+    except ValidationError as exc:
+        raise fail(_first_message(exc)) from None
+    print_summary(run_job(config, show_progress=progress))
+
+
+def _task(value: str) -> BulkTask:
+    if value not in ("cell_type_prediction", "multi_cell_type_prediction"):
+        raise typer.BadParameter(
+            "bulk runs answer cell_type_prediction or multi_cell_type_prediction",
+            param_hint="--task",
+        )
+    return value  # type: ignore[return-value]
+
+
+def _first_message(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,55 @@
+"""``annotated.h5ad``: a copy of the input with the predictions in ``obs`` and the run's
+provenance in ``uns``.
+
+The copy is made file to file and only ``obs`` and one ``uns`` entry are rewritten, so
+the matrices are never loaded: this works for files larger than memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serving.jobs import atomic
+
+#: the ``uns`` key of the provenance record
+UNS_KEY = "c2s_annotation"
+
+
+def write_annotated(
+    source: Path,
+    path: Path,
+    columns: Mapping[str, Sequence[Any]],
+    provenance: Mapping[str, Any],
+) -> None:
+    """Copy ``source`` to ``path`` (atomically) with ``columns`` added to ``obs`` as
+    categoricals and ``provenance`` stored as ``uns[UNS_KEY]``."""
+    import anndata.io
+    import h5py
+
+    with atomic.replacing(path) as temp:
+        shutil.copyfile(source, temp)
+        with h5py.File(temp, "r+") as file:
+            obs = anndata.io.read_elem(file["obs"])
+            for name, values in columns.items():
+                obs[name] = pd.Categorical(list(values))
+            anndata.io.write_elem(file, "obs", obs)
+            if "uns" in file:
+                anndata.io.write_elem(file["uns"], UNS_KEY, _storable(provenance))
+            else:
+                anndata.io.write_elem(file, "uns", {UNS_KEY: _storable(provenance)})
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with what HDF5 cannot hold (``None``, tuples, paths) made storable."""
+    if isinstance(value, Mapping):
+        return {str(k): _storable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
