@@ -43,6 +43,11 @@ class GatewayConfig(StrictModel):
         How long shutdown waits for in-flight requests.
     template_files
         Per-task template overrides, in C2S's JSON shape.
+    health_timeout_s
+        ``/health`` answers 503 when the engine does not answer its probe in this time
+        (a restarting Ray Serve replica queues the probe instead of failing it).
+    cors_allow_origins
+        Browser origins allowed by CORS; empty (the default) sends no CORS headers.
     """
 
     model_name: str = "c2s-pythia-410m"
@@ -53,6 +58,8 @@ class GatewayConfig(StrictModel):
     batch_chunk_size: int = Field(default=64, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     template_files: dict[str, str] = Field(default_factory=dict)
+    health_timeout_s: float = Field(default=5.0, gt=0)
+    cors_allow_origins: tuple[str, ...] = ()
 
 
 class AutoscalingConfig(StrictModel):

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_CHOICES = 16
 MAX_OUTPUT_TOKENS = 8192
 MAX_BATCH_CELLS = 10_000
+#: vLLM takes 64-bit seeds
+MAX_SEED = 2**63 - 1
+#: past any vocabulary; vLLM's engine fails (500) on integers past 64 bits
+MAX_TOP_K = 2**31 - 1
 
 
 class OpenAIModel(BaseModel):
@@ -81,9 +85,9 @@ class SamplingFields(OpenAIModel):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=-1)
+    top_k: int | None = Field(default=None, ge=-1, le=MAX_TOP_K)
     n: int = Field(default=1, ge=1, le=MAX_CHOICES)
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -161,6 +165,14 @@ class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_hold_text(cls, content: str | list[dict[str, Any]] | None):
+        for i, part in enumerate(content if isinstance(content, list) else ()):
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"content part {i} has type 'text' but no string 'text'")
+        return content
 
     def text(self) -> str:
         """The message text; content parts of type ``text`` are joined."""
@@ -250,8 +262,8 @@ class TaskBatchRequest(OpenAIModel):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=-1)
-    seed: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=-1, le=MAX_TOP_K)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     include_text: bool = True
     reconstruct_expression: bool = Field(
         default=False, description="add reconstructed expression for generated cells"

@@ -16,11 +16,15 @@ from typing import Any
 
 from serving.decoder import Decoder
 from serving.engine.params import GenerationParams
-from serving.errors import C2SError, InvalidRequest, PromptTooLong
-from serving.prompt_builder import PromptBuilder
+from serving.errors import C2SError, InvalidRequest, InvalidTaskInput, PromptTooLong
+from serving.prompt_builder import PromptBuilder, read_model_genes
+from serving.tasks.inputs import TaskInput
+from serving.tasks.spec import TaskGroup, TaskSpec
 from serving.tasks.templates import TemplateChoice
+from tokenizer_ext.budget import C2S_TRAINED_RANGES
 from tokenizer_ext.inverse import RankExpressionFit
 from tokenizer_ext.text_encoder import TextEncoder
+from tokenizer_ext.vocab import looks_like_ensembl_id
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
 EXPRESSION_FIT_FILE = "expression_fit.json"
@@ -79,6 +83,72 @@ class BatchItemError(InvalidRequest):
         super().__init__(f"inputs[{index}]: {error.message}", param=f"inputs[{index}]")
 
 
+def check_trained_range(spec: TaskSpec, data: TaskInput) -> None:
+    """Refuse gene and cell counts above what the checkpoint was trained on (model card).
+
+    Below the minima is allowed: sparse cells express fewer genes than 100, and C2S
+    prompts them as they are.
+    """
+    if spec.group is TaskGroup.GENE_SETS:
+        return
+    multi = spec.group is TaskGroup.MULTI_CELL
+    low, high = C2S_TRAINED_RANGES.gene_range(multi)
+    kind = "multi-cell" if multi else "single-cell"
+    n_genes = getattr(data, "n_genes", None)
+    if n_genes is not None and n_genes > high:
+        raise InvalidTaskInput(
+            spec.name,
+            f"n_genes={n_genes} is above the {kind} range the model was trained on "
+            f"({low}-{high} genes per cell): ask for at most {high}.",
+            param="n_genes",
+        )
+    if multi:
+        n_cells = max(len(data.prompt_cells() or ()), data.output_size().cells)
+        low, high = C2S_TRAINED_RANGES.multi_cell_cells
+        if n_cells > high:
+            raise InvalidTaskInput(
+                spec.name,
+                f"{n_cells} cells is above the range the model was trained on ({low}-{high} "
+                f"cells per prompt): send at most {high} cells per request item.",
+                param="n_cells",
+            )
+
+
+def check_cell_genes(
+    spec: TaskSpec, data: TaskInput, vocabulary: frozenset[str] | None = None
+) -> None:
+    """Refuse cells the model cannot read: a gene named twice, Ensembl ids instead of
+    symbols, or (when the checkpoint lists its genes) mostly unknown genes."""
+    for i, genes in enumerate(data.prompt_cells() or ()):
+        where = "cell" if spec.group is TaskGroup.SINGLE_CELL else f"cells[{i}]"
+        seen: set[str] = set()
+        repeated = next((g for g in genes if g in seen or seen.add(g)), None)
+        if repeated is not None:
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: gene {repeated} appears more than once; a cell sentence names each "
+                "gene once, most expressed first.",
+                param=where,
+            )
+        ensembl = [g for g in genes if looks_like_ensembl_id(g)]
+        if ensembl and 2 * len(ensembl) >= len(genes):
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: genes look like Ensembl ids ({', '.join(ensembl[:3])}); C2S models "
+                "read gene symbols: map the ids to symbols first (e.g. adata.var['gene_symbols']).",
+                param=where,
+            )
+        unknown = [g for g in genes if vocabulary is not None and g not in vocabulary]
+        if unknown and 2 * len(unknown) >= len(genes):
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: {len(unknown)} of {len(genes)} genes are not in this model's gene "
+                f"vocabulary ({', '.join(unknown[:3])}); send gene symbols of the organism the "
+                "model was trained on.",
+                param=where,
+            )
+
+
 class BuildStage:
     """Builds chunks of prompts with a `PromptBuilder`.
 
@@ -86,14 +156,20 @@ class BuildStage:
     ----------
     builder
         The prompt builder (tokenizer, registry, context length).
+    vocabulary
+        The genes the checkpoint lists, if it lists them; cells made mostly of other
+        words are refused.
     """
 
-    def __init__(self, builder: PromptBuilder) -> None:
+    def __init__(self, builder: PromptBuilder, vocabulary: frozenset[str] | None = None) -> None:
         self.builder = builder
+        self.vocabulary = vocabulary
 
     @classmethod
     def from_model(cls, model_dir: str | Path, **kwargs: Any) -> BuildStage:
-        return cls(PromptBuilder.from_model(model_dir, **kwargs))
+        genes = read_model_genes(model_dir)
+        vocabulary = frozenset(g.upper() for g in genes) if genes else None
+        return cls(PromptBuilder.from_model(model_dir, **kwargs), vocabulary)
 
     def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         """Build every job, in order; the first invalid one raises `BatchItemError`
@@ -111,7 +187,11 @@ class BuildStage:
     def _build_one(self, job: PromptJob) -> PreparedPrompt:
         if job.task is None:
             return self._raw(job.raw_prompt)
-        built = self.builder.build(job.task, job.inputs or {}, job.template)
+        spec = self.builder.registry.get(job.task)
+        data = self.builder.validate(spec, job.inputs or {})
+        check_trained_range(spec, data)
+        check_cell_genes(spec, data, self.vocabulary)
+        built = self.builder.build(spec, data, job.template)
         return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
 
     def _raw(self, prompt: str | tuple[int, ...] | None) -> PreparedPrompt:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from serving.config import GatewayConfig
@@ -20,6 +21,7 @@ from serving.gateway.middleware import (
     AdmissionMiddleware,
     ApiKeyMiddleware,
     BodyLimitMiddleware,
+    InternalErrorMiddleware,
     MetricsMiddleware,
 )
 from serving.gateway.service import OpenAIService
@@ -76,10 +78,15 @@ def _router(service: OpenAIService, admission: Admission, metrics: GatewayMetric
 
     @router.get("/health")
     async def health() -> Response:
+        timeout_s = service.config.health_timeout_s
         try:
-            await service.stages.health()
+            await asyncio.wait_for(service.stages.health(), timeout_s)
         except EngineUnavailable as exc:
             return error_response(exc)
+        except TimeoutError:
+            return error_response(
+                EngineUnavailable(f"The engine did not answer its health probe in {timeout_s} s.")
+            )
         if admission.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -129,7 +136,8 @@ async def _in_band_errors(events: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 def create_app(config: GatewayConfig, stages: Stages, registry: TaskRegistry) -> FastAPI:
-    """The gateway app over ``stages``; middleware order: auth, body size, admission."""
+    """The gateway app over ``stages``; middleware order: CORS (only when configured),
+    auth, body size, admission."""
     metrics = GatewayMetrics()
     admission = Admission(config.max_inflight_requests, config.retry_after_s)
     service = OpenAIService(config, stages, registry, metrics)
@@ -145,9 +153,18 @@ def create_app(config: GatewayConfig, stages: Stages, registry: TaskRegistry) ->
     app = FastAPI(title="c2s-serving", version="0.1.0", lifespan=lifespan)
     app.include_router(_router(service, admission, metrics))
     install_error_handlers(app)
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if config.cors_allow_origins:
+        # outermost: browsers send preflights without the key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app

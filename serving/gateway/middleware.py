@@ -7,6 +7,7 @@ pass through untouched.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,8 +18,12 @@ from serving.gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
     error_response,
+    redacted_traceback,
+    unhandled_error_response,
 )
 from serving.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
 
 #: routes that never need the key: load balancers and Kubernetes probe them
 OPEN_PATHS = frozenset({"/health"})
@@ -167,3 +172,29 @@ class MetricsMiddleware:
 def _route_label(path: str) -> str:
     # one label per route, not per task name in the path
     return "/v1/tasks/{task}" if path.startswith("/v1/tasks/") else path
+
+
+class InternalErrorMiddleware:
+    """Answers exceptions that escaped the routes here, innermost, so they never reach the
+    server's own error log, which prints exception messages (and those may quote cells)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an error response: the server closes the connection
+                log.error("error after the response started: %s", redacted_traceback(exc))
+                return None
+            await unhandled_error_response(exc)(scope, receive, send)
