@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr
 
 from serving.engine.config import EngineConfig
 
@@ -71,12 +71,18 @@ class AutoscalingConfig(StrictModel):
 
 
 class StageConfig(StrictModel):
-    """Replicas of one deployment; ``autoscaling`` replaces ``num_replicas`` when set."""
+    """Replicas of one deployment; ``autoscaling`` replaces ``num_replicas`` when set.
+
+    ``resources`` are Ray custom resources each replica needs: only nodes that advertise
+    them can host it, which is how a KubeRay cluster keeps Engine replicas on its engine
+    worker group and the CPU stages on its CPU group (`serving.k8s_config`).
+    """
 
     num_replicas: int = Field(default=1, ge=1)
     num_cpus: float = Field(default=0.5, ge=0)
     max_ongoing_requests: int = Field(default=64, ge=1)
     autoscaling: AutoscalingConfig | None = None
+    resources: dict[str, PositiveFloat] = Field(default_factory=dict)
 
 
 class AppConfig(StrictModel):

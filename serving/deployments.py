@@ -31,6 +31,7 @@ from serving.engine import (
 )
 from serving.engine.checkpoint import local_model_dir
 from serving.errors import C2SError, EngineUnavailable
+from serving.settings import C2SSettings
 from serving.stages import (
     BuildStage,
     DecodedAnswer,
@@ -198,11 +199,29 @@ def deployment_options(stage: StageConfig, name: str, **actor: Any) -> dict[str,
         "max_ongoing_requests": stage.max_ongoing_requests,
         "ray_actor_options": {"num_cpus": stage.num_cpus, **actor},
     }
+    if stage.resources:
+        options["ray_actor_options"]["resources"] = dict(stage.resources)
     if stage.autoscaling is not None:
         options["autoscaling_config"] = stage.autoscaling.model_dump()
     else:
         options["num_replicas"] = stage.num_replicas
     return options
+
+
+def with_settings_api_key(config: AppConfig) -> AppConfig:
+    """``config`` with the key from ``C2S_API_KEY`` when it names none.
+
+    Serve config files and KubeRay's ``serveConfigV2`` are plain text and carry no key: on
+    Kubernetes a Secret sets ``C2S_API_KEY`` on the Ray pods, and the app reads it where
+    it is built, as ``c2s serve`` does.
+    """
+    if config.gateway.api_key is not None:
+        return config
+    key = C2SSettings().api_key
+    if key is None:
+        return config
+    gateway = config.gateway.model_copy(update={"api_key": key})
+    return config.model_copy(update={"gateway": gateway})
 
 
 def build_app(args: dict[str, Any] | AppConfig) -> serve.Application:
@@ -212,6 +231,7 @@ def build_app(args: dict[str, Any] | AppConfig) -> serve.Application:
     ``serveConfigV2`` (``serving.deployments:build_app``).
     """
     config = args if isinstance(args, AppConfig) else AppConfig.model_validate(args)
+    config = with_settings_api_key(config)
     model_dir = local_model_dir(config.engine.tokenizer_path)
     engine_actor = {"num_gpus": config.engine_num_gpus} if config.engine_num_gpus else {}
     engine = serve.deployment(
