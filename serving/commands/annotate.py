@@ -26,7 +26,7 @@ console = Console(stderr=True)
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

@@ -111,7 +111,7 @@ def inspect_input(config: AnnotateConfig) -> InputFile:
         raise InputError(f"The input file {path} does not exist.")
     try:
         with h5py.File(path, "r") as file:
-            _check_matrix(file, config)
+            encoding = _check_matrix(file, config)
             obs = _read_frame(file, "obs")
             var = _read_frame(file, "raw/var" if config.use_raw else "var")
             has_umap = "obsm" in file and "X_umap" in file["obsm"]
@@ -121,13 +121,19 @@ def inspect_input(config: AnnotateConfig) -> InputFile:
     vocabulary = gene_vocabulary(var, config)
     values = scan_values(config, obs.index, rows_per_read(config, vocabulary.n_columns))
     notes = _notes(config, obs, values)
+    if encoding == "csc_matrix":
+        notes += (
+            "The matrix is stored as CSC: every row chunk reads whole columns, which is slow "
+            "for large files. Store it as CSR for chunked reading.",
+        )
     return InputFile(path, obs, vocabulary, values, has_umap, notes)
 
 
-def _check_matrix(file, config: AnnotateConfig) -> None:
+def _check_matrix(file, config: AnnotateConfig) -> str:
+    """The chosen matrix's storage (``array``, ``csr_matrix``...); raises if it is missing."""
     key = {"raw": "raw/X", "X": "X"}.get(config.matrix_name, config.matrix_name)
     if key in file:
-        return
+        return str(file[key].attrs.get("encoding-type", "array"))
     if config.use_raw:
         raise InputError("--use-raw was given, but the file has no .raw matrix (raw/X).")
     layers = sorted(file["layers"]) if "layers" in file else []

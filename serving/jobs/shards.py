@@ -102,12 +102,16 @@ class ShardStore:
 
     def committed(self, plan: ShardPlan) -> set[int]:
         """Indices of the plan's shards whose files are complete."""
-        done = set()
-        for shard in plan.shards:
-            path = self.shards_dir / shard_name(shard.index)
-            if path.exists() and pq.read_metadata(path).num_rows == shard.n_cells:
-                done.add(shard.index)
-        return done
+        return {s.index for s in plan.shards if self._complete(s.index, s.n_cells)}
+
+    def _complete(self, index: int, n_cells: int) -> bool:
+        path = self.shards_dir / shard_name(index)
+        if not path.exists():
+            return False
+        try:
+            return pq.read_metadata(path).num_rows == n_cells
+        except (OSError, pa.ArrowException):  # not written by a commit: redo it
+            return False
 
     def commit(self, index: int, table: pa.Table) -> None:
         """Write shard ``index`` atomically."""

@@ -1,0 +1,45 @@
+"""``c2s annotate`` and ``c2s demo`` at the edge: bad inputs fail fast (no engine start)
+with a message and exit code 2."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from serving.cli import app
+from tests.jobs.conftest import small_adata
+
+runner = CliRunner()
+
+
+def annotate(*args: str):
+    return runner.invoke(app, ["annotate", *args])
+
+
+def test_a_missing_file_fails_before_the_engine_starts(tmp_path):
+    result = annotate(str(tmp_path / "atlas.h5ad"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_ensembl_ids_are_explained(write_h5ad, tmp_path):
+    adata = small_adata()
+    adata.var_names = [f"ENSMUSG{i:011d}" for i in range(adata.n_vars)]
+    result = annotate(str(write_h5ad(adata)), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "Ensembl ids" in result.output
+
+
+def test_settings_are_checked(write_h5ad, tmp_path):
+    path = str(write_h5ad(small_adata()))
+    result = annotate(path, "--out", str(tmp_path / "o"), "--task", "multi_cell_type_prediction")
+    assert result.exit_code == 2 and "group_key" in result.output
+    result = annotate(path, "--out", str(tmp_path / "o"), "--task", "cell_generation")
+    assert result.exit_code == 2 and "cell_type_prediction" in result.output
+    result = annotate(path, "--out", str(tmp_path / "o"), "--template-index", "first")
+    assert result.exit_code == 2 and "random" in result.output
+
+
+def test_demo_without_the_checkpoint_says_how_to_build_it(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--model", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "make demo-model" in result.output
