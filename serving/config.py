@@ -99,3 +99,9 @@ class AppConfig(StrictModel):
         default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
     )
     engine_num_gpus: float = Field(default=0, ge=0)
+    #: the ``Embedder`` deployment behind ``/v1/embeddings``: a vLLM pooling engine on
+    #: this checkpoint, beside the generating one; ``None`` (the default) runs none
+    embedder: EngineConfig | None = None
+    embedder_stage: StageConfig = Field(
+        default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
+    )

@@ -1,8 +1,10 @@
 """Ray Serve deployments and `build_app`: thin shells over the plain serving classes.
 
-Four deployments make one application:
+Four deployments make one application, five with embeddings:
 
 - ``Engine``: the vLLM async engine inside the replica (one replica per GPU, or CPU threads);
+- ``Embedder`` (when ``AppConfig.embedder`` is set): a vLLM pooling engine for
+  ``/v1/embeddings``;
 - ``PromptBuilder`` and ``Decoder``: CPU replicas with their own counts and autoscaling;
 - ``Gateway``: the FastAPI ingress, which fans chunks of a batch out to the others.
 
@@ -22,15 +24,19 @@ from ray.serve.handle import DeploymentHandle
 from serving.config import AppConfig, StageConfig
 from serving.engine import (
     Completion,
+    Embedder,
+    Embedding,
     Engine,
     EngineConfig,
     EngineLimits,
     GenerationParams,
     StepOutput,
+    start_vllm_embedder,
     start_vllm_engine,
 )
 from serving.engine.checkpoint import local_model_dir
 from serving.errors import C2SError, EngineUnavailable
+from serving.pipeline import EmbeddingsUnavailable
 from serving.settings import C2SSettings
 from serving.stages import (
     BuildStage,
@@ -72,6 +78,19 @@ class EngineServer:
         await self.engine.health()
 
 
+class EmbedderServer:
+    """The ``Embedder`` deployment: one vLLM pooling engine per replica."""
+
+    async def __init__(self, config: EngineConfig) -> None:
+        self.embedder: Embedder = await start_vllm_embedder(config)
+
+    async def embed(self, prompts: Sequence[Sequence[int]]) -> list[Embedding]:
+        return list(await asyncio.gather(*(self.embedder.embed(ids) for ids in prompts)))
+
+    async def check_health(self) -> None:
+        await self.embedder.health()
+
+
 class PromptBuilderServer:
     """The ``PromptBuilder`` deployment: chunks of jobs to token ids."""
 
@@ -80,6 +99,9 @@ class PromptBuilderServer:
 
     def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         return self.stage.build(jobs, offset)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return self.stage.encode_texts(texts)
 
 
 class DecoderServer:
@@ -121,9 +143,14 @@ class RayStages:
     """
 
     def __init__(
-        self, engine: DeploymentHandle, builder: DeploymentHandle, decoder: DeploymentHandle
+        self,
+        engine: DeploymentHandle,
+        builder: DeploymentHandle,
+        decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
     ) -> None:
         self.engine, self.builder, self.decoder = engine, builder, decoder
+        self.embedder = embedder
 
     @staticmethod
     async def _call(response: Any, *, engine: bool = False) -> Any:
@@ -169,6 +196,15 @@ class RayStages:
     async def engine_load(self) -> int:
         return await self._call(self.engine.num_unfinished_requests.remote(), engine=True)
 
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return await self._call(self.builder.encode_texts.remote(list(texts)))
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        if self.embedder is None:
+            raise EmbeddingsUnavailable()
+        response = self.embedder.embed.remote([p.token_ids for p in prompts])
+        return await self._call(response, engine=True)
+
 
 class GatewayServer:
     """The ``Gateway`` ingress: the FastAPI app over `RayStages`."""
@@ -179,9 +215,10 @@ class GatewayServer:
         engine: DeploymentHandle,
         builder: DeploymentHandle,
         decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
     ) -> None:
         self.config = config
-        self.stages = RayStages(engine, builder, decoder)
+        self.stages = RayStages(engine, builder, decoder, embedder)
 
     def __serve_build_asgi_app__(self):
         from serving.gateway.app import create_app
@@ -250,4 +287,9 @@ def build_app(args: dict[str, Any] | AppConfig) -> serve.Application:
         graceful_shutdown_timeout_s=config.gateway.drain_timeout_s,
         **deployment_options(config.gateway_stage, "Gateway"),
     )
-    return gateway.bind(config, engine, builder, decoder)
+    embedder = None
+    if config.embedder is not None:
+        embedder = serve.deployment(
+            EmbedderServer, **deployment_options(config.embedder_stage, "Embedder", **engine_actor)
+        ).bind(config.embedder)
+    return gateway.bind(config, engine, builder, decoder, embedder)

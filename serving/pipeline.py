@@ -16,6 +16,8 @@ from typing import Protocol
 
 from serving.engine import (
     Completion,
+    Embedder,
+    Embedding,
     Engine,
     EngineLimits,
     GeneratedSequence,
@@ -23,6 +25,7 @@ from serving.engine import (
     SequenceDelta,
     StepOutput,
 )
+from serving.errors import InvalidRequest
 from serving.stages import (
     BuildStage,
     DecodedAnswer,
@@ -52,14 +55,40 @@ class Stages(Protocol):
 
     async def engine_load(self) -> int: ...
 
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]: ...
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
+
+
+class EmbeddingsUnavailable(InvalidRequest):
+    """The stages were wired without an embedding engine."""
+
+    param = "model"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This server runs no embedding engine: start it with embeddings enabled "
+            "(AppConfig.embeddings, or c2s serve --embeddings)."
+        )
+
 
 class LocalStages:
-    """All stages in this process: the plain classes, called directly."""
+    """All stages in this process: the plain classes, called directly.
 
-    def __init__(self, builder: BuildStage, engine: Engine, decoder: DecodeStage) -> None:
+    ``embedder`` is the optional pooling engine behind `embed`.
+    """
+
+    def __init__(
+        self,
+        builder: BuildStage,
+        engine: Engine,
+        decoder: DecodeStage,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.builder = builder
         self.engine = engine
         self.decoder = decoder
+        self.embedder = embedder
 
     async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         return self.builder.build(jobs, offset)
@@ -81,6 +110,14 @@ class LocalStages:
 
     async def engine_load(self) -> int:
         return self.engine.num_unfinished_requests()
+
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return self.builder.encode_texts(texts)
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        if self.embedder is None:
+            raise EmbeddingsUnavailable()
+        return list(await asyncio.gather(*(self.embedder.embed(p.token_ids) for p in prompts)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_CHOICES = 16
 MAX_OUTPUT_TOKENS = 8192
 MAX_BATCH_CELLS = 10_000
+#: labels one request's label set may hold
+MAX_LABELS = 2000
 #: vLLM takes 64-bit seeds
 MAX_SEED = 2**63 - 1
 #: past any vocabulary; vLLM's engine fails (500) on integers past 64 bits
@@ -78,7 +80,23 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
-class SamplingFields(OpenAIModel):
+class LabelSetFields(OpenAIModel):
+    """C2S extension for prediction tasks: an allowed label set and how to use it.
+
+    ``free`` generates as usual and reports whether each answer is in the set;
+    ``constrained`` restricts decoding to the set; ``scored`` ranks every label by the
+    model's log-probability and returns the ``top_k_labels`` best with probabilities
+    normalised over the set (`serving.label_sets`).
+    """
+
+    labels: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_LABELS, description="allowed labels"
+    )
+    label_mode: Literal["free", "constrained", "scored"] = "free"
+    top_k_labels: int = Field(default=5, ge=1, le=MAX_LABELS)
+
+
+class SamplingFields(LabelSetFields):
     """Sampling fields common to both OpenAI routes (vLLM's extensions included)."""
 
     model: str
@@ -254,7 +272,7 @@ class ChatCompletionChunk(BaseModel):
 # ----------------------------------------------------------------------------- native tasks
 
 
-class TaskBatchRequest(OpenAIModel):
+class TaskBatchRequest(LabelSetFields):
     """``POST /v1/tasks/{task}``: many inputs of one task, answered in order."""
 
     inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_CELLS)
@@ -287,4 +305,48 @@ class TaskBatchResponse(BaseModel):
     task: str
     template_index: int | None = None
     data: list[TaskItemResult]
+    usage: Usage
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+class EmbeddingRequest(OpenAIModel):
+    """``POST /v1/embeddings``: cell embeddings, OpenAI's shape.
+
+    ``input`` holds cells: cell sentences (text), or, as a C2S extension, expression
+    objects ``{"genes": [...], "values": [...]}``. Each cell is embedded as the cell type
+    prediction prompt of its first ``n_genes`` genes (template ``template_index``).
+    """
+
+    model: str
+    input: str | list[str | dict[str, Any]] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    # C2S extensions
+    n_genes: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    organism: Literal["Homo sapiens", "Mus musculus"] | None = None
+    template_index: int | None = Field(default=None, ge=0)
+
+    @field_validator("input")
+    @classmethod
+    def _bounded(cls, value: str | list) -> str | list:
+        if isinstance(value, list) and len(value) > MAX_BATCH_CELLS:
+            raise ValueError(f"input takes at most {MAX_BATCH_CELLS} cells per request")
+        return value
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingResponse(BaseModel):
+    id: str = Field(default_factory=lambda: f"embd-{uuid.uuid4().hex}")
+    object: Literal["list"] = "list"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    data: list[EmbeddingData]
     usage: Usage

@@ -203,6 +203,11 @@ class BuildStage:
             raise PromptTooLong(len(ids), limit)
         return PreparedPrompt(ids, RAW_DEFAULTS)
 
+    def encode_texts(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """Token ids of plain texts, such as a task's answers (label scoring): the text
+        alone, no special tokens, as training encodes answers."""
+        return [tuple(self.builder.encoder.encode(text)) for text in texts]
+
     def _encode(self, text: str) -> list[int]:
         ids = self.builder.encoder.encode(text)
         if not ids:

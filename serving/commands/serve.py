@@ -16,8 +16,13 @@ from serving.settings import C2SSettings
 console = Console(stderr=True)
 
 
-def load_app_config(config_file: Path | None, model: str | None, api_key: str | None) -> AppConfig:
-    """`AppConfig` from an optional YAML file (``serve run``'s ``args``), then flags."""
+def load_app_config(
+    config_file: Path | None, model: str | None, api_key: str | None, embeddings: bool = False
+) -> AppConfig:
+    """`AppConfig` from an optional YAML file (``serve run``'s ``args``), then flags.
+
+    ``embeddings`` adds an embedder on the engine's checkpoint when the file sets none.
+    """
     data = yaml.safe_load(config_file.read_text()) if config_file else {}
     data = dict(data.get("args", data) or {})
     if model:
@@ -25,6 +30,8 @@ def load_app_config(config_file: Path | None, model: str | None, api_key: str | 
     data.setdefault("engine", {"model": str(DEMO_MODEL_DIR)})
     if api_key:
         data["gateway"] = {**data.get("gateway", {}), "api_key": api_key}
+    if embeddings and not data.get("embedder"):
+        data["embedder"] = {"model": data["engine"]["model"]}
     return AppConfig.model_validate(data)
 
 
@@ -40,6 +47,9 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(help="AppConfig YAML (a serve config's 'args' also works)")
     ] = None,
+    embeddings: Annotated[
+        bool, typer.Option(help="Also serve /v1/embeddings (a vLLM pooling engine)")
+    ] = False,
 ) -> None:
     """Serve the OpenAI-compatible gateway over Ray Serve deployments."""
     import ray
@@ -49,7 +59,7 @@ def serve(
 
     settings = C2SSettings()
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    app_config = load_app_config(config, model or settings.model, key)
+    app_config = load_app_config(config, model or settings.model, key, embeddings)
     if address:
         ray.init(address=address)
     else:

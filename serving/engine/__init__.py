@@ -7,6 +7,7 @@ code and tests that never start an engine do not pay for importing vllm.
 from serving.engine.config import EngineConfig
 from serving.engine.outputs import (
     Completion,
+    Embedding,
     EngineLimits,
     GeneratedSequence,
     SequenceDelta,
@@ -14,7 +15,7 @@ from serving.engine.outputs import (
     TokenLogprob,
 )
 from serving.engine.params import GenerationParams
-from serving.engine.protocol import Engine
+from serving.engine.protocol import Embedder, Engine
 
 
 async def start_vllm_engine(config: EngineConfig) -> Engine:
@@ -24,8 +25,17 @@ async def start_vllm_engine(config: EngineConfig) -> Engine:
     return await VllmEngine.start(config)
 
 
+async def start_vllm_embedder(config: EngineConfig) -> Embedder:
+    """Start a vLLM pooling engine that embeds prompts of the checkpoint in ``config``."""
+    from serving.engine.vllm_engine import VllmEmbedder
+
+    return await VllmEmbedder.start(config)
+
+
 __all__ = [
     "Completion",
+    "Embedder",
+    "Embedding",
     "Engine",
     "EngineConfig",
     "EngineLimits",
@@ -34,5 +44,6 @@ __all__ = [
     "SequenceDelta",
     "StepOutput",
     "TokenLogprob",
+    "start_vllm_embedder",
     "start_vllm_engine",
 ]

@@ -41,6 +41,12 @@ class EngineConfig(BaseModel):
     warmup_prompt_tokens
         Length of the warm-up request sent at start. The bf16 CPU build dies on a first
         request of 1-3 tokens; a first request of at least 6 tokens avoids it.
+    block_size
+        Tokens per KV cache block; ``None`` keeps vLLM's default (128 on the CPU build,
+        16 on GPUs). Prefix caching reuses whole blocks only, so a request that extends a
+        cached prompt recomputes up to ``block_size - 1`` of its tokens: label scoring
+        (`serving.label_scoring`) sends many such requests and is cheaper with small
+        blocks. The CPU kernels want a multiple of 32.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +68,7 @@ class EngineConfig(BaseModel):
     seed: int = 0
     warmup_prompt_tokens: int = Field(default=8, ge=6)
     served_model_name: str | None = None
+    block_size: int | None = Field(default=None, ge=8, le=512)
 
     @property
     def tokenizer_path(self) -> str:

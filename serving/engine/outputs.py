@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
@@ -75,3 +77,15 @@ class EngineLimits:
     kv_cache_tokens: int | None
     dtype: str
     device: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Embedding:
+    """One prompt's embedding: the mean of the model's last hidden state over its tokens.
+
+    ``values`` is a float32 vector of the model's hidden size.
+    """
+
+    request_id: str
+    prompt_tokens: int
+    values: np.ndarray

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: the most ids one request may ask ``logprob_token_ids`` for (vLLM's limit)
+MAX_LOGPROB_TOKEN_IDS = 128
+
 
 class GenerationParams(BaseModel):
     """Sampling settings, in OpenAI's vocabulary, that the adapter maps to vLLM's.
@@ -11,6 +14,11 @@ class GenerationParams(BaseModel):
     ``max_tokens=None`` fills the rest of the context. An explicit ``max_tokens`` larger
     than the room left after the prompt is clamped to that room, as vLLM's engine does.
     ``top_k=None`` disables top-k; ``temperature=0`` is greedy.
+
+    ``choices`` restricts the output to exactly one of the given strings, and ``regex`` to
+    text matching a regular expression (structured outputs). ``logprob_token_ids`` asks
+    for the raw log-probabilities of exactly these next-token ids at every step (in
+    ``TokenLogprob.top``); one step with them scores a set of continuations' next tokens.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +37,9 @@ class GenerationParams(BaseModel):
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     ignore_eos: bool = False
+    choices: tuple[str, ...] = ()
+    regex: str | None = Field(default=None, min_length=1)
+    logprob_token_ids: tuple[int, ...] = Field(default=(), max_length=MAX_LOGPROB_TOKEN_IDS)
 
     @model_validator(mode="after")
     def _several_choices_need_sampling(self) -> GenerationParams:
@@ -37,6 +48,16 @@ class GenerationParams(BaseModel):
                 f"n={self.n} asks for several choices, but temperature=0 is greedy and "
                 "would return the same text each time: set temperature > 0 or n=1."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_output_constraint(self) -> GenerationParams:
+        if self.choices and self.regex is not None:
+            raise ValueError("choices and regex both constrain the output: set one of them.")
+        if any(not c for c in self.choices):
+            raise ValueError("choices must be non-empty strings.")
+        if any(t < 0 for t in self.logprob_token_ids):
+            raise ValueError("logprob_token_ids must be token ids (>= 0).")
         return self
 
     @classmethod

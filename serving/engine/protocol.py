@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from serving.engine.outputs import Completion, EngineLimits, StepOutput
+from serving.engine.outputs import Completion, Embedding, EngineLimits, StepOutput
 from serving.engine.params import GenerationParams
 
 
@@ -33,5 +33,21 @@ class Engine(Protocol):
         ...
 
     def num_unfinished_requests(self) -> int: ...
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Token ids in, one embedding out (a pooling engine beside the generating one)."""
+
+    @property
+    def limits(self) -> EngineLimits: ...
+
+    async def embed(self, prompt_ids: Sequence[int], request_id: str | None = None) -> Embedding:
+        """The embedding of one prompt; cancelling the caller aborts it."""
+        ...
+
+    async def health(self) -> None: ...
 
     def shutdown(self) -> None: ...

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
-from vllm import SamplingParams
+import numpy as np
+from vllm import PoolingParams, SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
 from vllm.platforms import current_platform
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -21,6 +23,7 @@ from serving.engine.checkpoint import read_checkpoint_facts, resolve_max_model_l
 from serving.engine.config import EngineConfig
 from serving.engine.outputs import (
     Completion,
+    Embedding,
     EngineLimits,
     GeneratedSequence,
     SequenceDelta,
@@ -76,7 +79,18 @@ def _sampling_params(
         ignore_eos=params.ignore_eos,
         max_tokens=max_tokens,
         output_kind=kind,
+        structured_outputs=_structured_outputs(params),
+        logprob_token_ids=list(params.logprob_token_ids) or None,
     )
+
+
+def _structured_outputs(params: GenerationParams) -> StructuredOutputsParams | None:
+    # vLLM >= 0.12 removed the guided_* fields and ignores them silently: never use them.
+    if params.choices:
+        return StructuredOutputsParams(choice=list(params.choices))
+    if params.regex is not None:
+        return StructuredOutputsParams(regex=params.regex)
+    return None
 
 
 def _check_cpu_head_dim(head_dim: int) -> None:
@@ -102,63 +116,55 @@ def _logprobs_of(output, token_ids: Sequence[int]) -> tuple[TokenLogprob, ...] |
     return tuple(steps)
 
 
-class VllmEngine:
-    """A started vLLM async engine behind the project's `Engine` protocol.
+def _launch(config: EngineConfig, **engine_overrides: object) -> tuple[AsyncLLM, EngineLimits]:
+    """Validate ``config`` against the checkpoint and start an AsyncLLM for it."""
+    facts = read_checkpoint_facts(config.model)
+    max_model_len = resolve_max_model_len(config, facts)
+    if current_platform.is_cpu():
+        _check_cpu_head_dim(facts.head_dim)
+        os.environ.update(cpu_environment(config))
+    args = dataclasses.replace(_engine_args(config, max_model_len), **engine_overrides)
+    llm = AsyncLLM.from_engine_args(args)
+    cache = llm.vllm_config.cache_config
+    limits = EngineLimits(
+        model=config.served_model_name or config.model,
+        max_model_len=max_model_len,
+        vocab_size=facts.vocab_size,
+        eos_token_id=facts.eos_token_id,
+        max_num_seqs=config.max_num_seqs,
+        kv_cache_tokens=(cache.num_gpu_blocks or 0) * cache.block_size or None,
+        dtype=config.dtype,
+        device="cpu" if current_platform.is_cpu() else current_platform.device_name,
+    )
+    return llm, limits
 
-    Prompts are token ids only: the engine never re-tokenises. Use `start` to build one.
-    """
+
+def _engine_args(config: EngineConfig, max_model_len: int) -> AsyncEngineArgs:
+    return AsyncEngineArgs(
+        model=config.model,
+        tokenizer=config.tokenizer_path,
+        served_model_name=config.served_model_name,
+        dtype=config.dtype,
+        max_model_len=max_model_len,
+        seed=config.seed,
+        enforce_eager=config.enforce_eager,
+        enable_prefix_caching=config.enable_prefix_caching,
+        enable_chunked_prefill=config.enable_chunked_prefill,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        block_size=config.block_size,
+        disable_log_stats=True,
+    )
+
+
+class _StartedLlm:
+    """What every started AsyncLLM answers: limits, load, health, prompt checks, shutdown."""
 
     def __init__(self, config: EngineConfig, llm: AsyncLLM, limits: EngineLimits) -> None:
         self.config = config
         self._llm = llm
         self._limits = limits
-
-    @classmethod
-    async def start(cls, config: EngineConfig) -> VllmEngine:
-        """Validate ``config`` against the checkpoint, start the engine and warm it up."""
-        facts = read_checkpoint_facts(config.model)
-        max_model_len = resolve_max_model_len(config, facts)
-        if current_platform.is_cpu():
-            _check_cpu_head_dim(facts.head_dim)
-            os.environ.update(cpu_environment(config))
-        llm = AsyncLLM.from_engine_args(cls._engine_args(config, max_model_len))
-        cache = llm.vllm_config.cache_config
-        limits = EngineLimits(
-            model=config.served_model_name or config.model,
-            max_model_len=max_model_len,
-            vocab_size=facts.vocab_size,
-            eos_token_id=facts.eos_token_id,
-            max_num_seqs=config.max_num_seqs,
-            kv_cache_tokens=(cache.num_gpu_blocks or 0) * cache.block_size or None,
-            dtype=config.dtype,
-            device="cpu" if current_platform.is_cpu() else current_platform.device_name,
-        )
-        engine = cls(config, llm, limits)
-        await engine._warm_up()
-        return engine
-
-    @staticmethod
-    def _engine_args(config: EngineConfig, max_model_len: int) -> AsyncEngineArgs:
-        return AsyncEngineArgs(
-            model=config.model,
-            tokenizer=config.tokenizer_path,
-            served_model_name=config.served_model_name,
-            dtype=config.dtype,
-            max_model_len=max_model_len,
-            seed=config.seed,
-            enforce_eager=config.enforce_eager,
-            enable_prefix_caching=config.enable_prefix_caching,
-            enable_chunked_prefill=config.enable_chunked_prefill,
-            max_num_seqs=config.max_num_seqs,
-            max_num_batched_tokens=config.max_num_batched_tokens,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            disable_log_stats=True,
-        )
-
-    async def _warm_up(self) -> None:
-        # The bf16 CPU worker dies with SIGILL when its first request has 1-3 tokens.
-        prompt = [self._limits.eos_token_id or 0] * self.config.warmup_prompt_tokens
-        await self.complete(prompt, GenerationParams.greedy(max_tokens=2))
 
     @property
     def limits(self) -> EngineLimits:
@@ -186,6 +192,39 @@ class VllmEngine:
             raise InvalidRequest(f"Prompt token ids must lie in [0, {vocab}).", param="prompt")
         return limit - len(prompt_ids)
 
+    async def _abort(self, request_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._llm.abort(request_id))
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
+
+
+class VllmEngine(_StartedLlm):
+    """A started vLLM async engine behind the project's `Engine` protocol.
+
+    Prompts are token ids only: the engine never re-tokenises. Use `start` to build one.
+    """
+
+    @classmethod
+    async def start(cls, config: EngineConfig) -> VllmEngine:
+        """Validate ``config`` against the checkpoint, start the engine and warm it up."""
+        engine = cls(config, *_launch(config))
+        await engine._warm_up()
+        return engine
+
+    async def _warm_up(self) -> None:
+        # The bf16 CPU worker dies with SIGILL when its first request has 1-3 tokens.
+        prompt = [self._limits.eos_token_id or 0] * self.config.warmup_prompt_tokens
+        await self.complete(prompt, GenerationParams.greedy(max_tokens=2))
+
+    def _check_params(self, params: GenerationParams) -> None:
+        vocab = self._limits.vocab_size
+        if params.logprob_token_ids and max(params.logprob_token_ids) >= vocab:
+            raise InvalidRequest(
+                f"logprob_token_ids must lie in [0, {vocab}).", param="logprob_token_ids"
+            )
+
     async def generate(
         self,
         prompt_ids: Sequence[int],
@@ -196,6 +235,7 @@ class VllmEngine:
     ) -> AsyncIterator[StepOutput]:
         """Stream a request step by step; closing or cancelling the stream aborts it."""
         room = self._check_prompt(prompt_ids)
+        self._check_params(params)
         if self._llm.errored:
             raise EngineUnavailable("The engine has stopped; it cannot take requests.")
         request_id = request_id or uuid.uuid4().hex
@@ -228,8 +268,7 @@ class VllmEngine:
             if not finished:
                 # vLLM aborts on cancellation too; this also covers a consumer that stops
                 # iterating early without cancelling.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._llm.abort(request_id))
+                await self._abort(request_id)
 
     async def complete(
         self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
@@ -251,5 +290,56 @@ class VllmEngine:
             ),
         )
 
-    def shutdown(self) -> None:
-        self._llm.shutdown()
+
+#: C2S embeddings: the mean of the last hidden state (after the final layer norm) over
+#: the prompt's tokens, not normalised
+EMBEDDING_POOLER = {"pooling_type": "MEAN", "use_activation": False}
+
+
+class VllmEmbedder(_StartedLlm):
+    """A vLLM engine in pooling mode behind the project's `Embedder` protocol.
+
+    A separate engine beside the generating one, on the same checkpoint: vLLM's pooling
+    runner returns the mean of the last hidden state over exactly the prompt's tokens
+    (a masked mean; there is no padding). Prefix caching is off: mean pooling needs the
+    hidden state of every prompt token. Use `start` to build one.
+    """
+
+    @classmethod
+    async def start(cls, config: EngineConfig) -> VllmEmbedder:
+        """Validate ``config`` against the checkpoint, start the pooling engine, warm it up."""
+        llm, limits = _launch(
+            config,
+            runner="pooling",
+            convert="embed",
+            pooler_config=dict(EMBEDDING_POOLER),
+            enable_prefix_caching=False,
+        )
+        embedder = cls(config, llm, limits)
+        # the same bf16 CPU crash on a very short first request as the generating engine
+        await embedder.embed([limits.eos_token_id or 0] * config.warmup_prompt_tokens)
+        return embedder
+
+    async def embed(self, prompt_ids: Sequence[int], request_id: str | None = None) -> Embedding:
+        """The embedding of one prompt; cancelling the caller aborts the request."""
+        self._check_prompt(prompt_ids)
+        if self._llm.errored:
+            raise EngineUnavailable("The embedding engine has stopped; it cannot take requests.")
+        request_id = request_id or uuid.uuid4().hex
+        last = None
+        try:
+            stream = self._llm.encode(
+                # plain ints: vLLM's serialiser refuses numpy integers
+                TokensPrompt(prompt_token_ids=[int(t) for t in prompt_ids]),
+                PoolingParams(task="embed"),
+                request_id,
+            )
+            async for out in stream:
+                last = out
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"The embedding engine died: {exc}") from exc
+        finally:
+            if last is None or not last.finished:
+                await self._abort(request_id)
+        values = last.outputs.data.float().cpu().numpy().astype(np.float32, copy=False)
+        return Embedding(request_id=request_id, prompt_tokens=len(prompt_ids), values=values)

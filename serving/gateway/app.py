@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from serving.config import GatewayConfig
 from serving.errors import EngineUnavailable
+from serving.gateway.embeddings import EmbeddingService
 from serving.gateway.errors import error_response, install_error_handlers
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.middleware import (
@@ -31,6 +32,8 @@ from serving.protocol import (
     ChatCompletionResponse,
     CompletionRequest,
     CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ErrorResponse,
     ModelList,
     TaskBatchRequest,
@@ -73,7 +76,12 @@ async def _wait_for_disconnect(request: Request) -> None:
             return
 
 
-def _router(service: OpenAIService, admission: Admission, metrics: GatewayMetrics) -> APIRouter:
+def _router(
+    service: OpenAIService,
+    admission: Admission,
+    metrics: GatewayMetrics,
+    embeddings: EmbeddingService,
+) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
 
     @router.get("/health")
@@ -115,6 +123,11 @@ def _router(service: OpenAIService, admission: Admission, metrics: GatewayMetric
         request.state.task = task
         return await until_disconnect(request, service.run_task(task, body))
 
+    @router.post("/v1/embeddings", response_model=EmbeddingResponse)
+    async def embed(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+        request.state.task = "embeddings"
+        return await until_disconnect(request, embeddings.embed(body))
+
     async def _answer(request: Request, body, run) -> Response:
         request.state.task = service.resolve_task(body) or "raw"
         if body.stream:
@@ -151,7 +164,8 @@ def create_app(config: GatewayConfig, stages: Stages, registry: TaskRegistry) ->
             await asyncio.sleep(0.05)
 
     app = FastAPI(title="c2s-serving", version="0.1.0", lifespan=lifespan)
-    app.include_router(_router(service, admission, metrics))
+    embeddings = EmbeddingService(config, stages)
+    app.include_router(_router(service, admission, metrics, embeddings))
     install_error_handlers(app)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(AdmissionMiddleware, admission=admission)

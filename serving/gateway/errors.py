@@ -120,7 +120,7 @@ UNPARSABLE_BODY = "There was an error parsing the body"
 NOT_JSON = "The request body is not valid JSON: send one UTF-8 JSON object"
 ROUTES_HINT = (
     "the API serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions, "
-    "POST /v1/tasks/{task}, GET /health and GET /metrics."
+    "POST /v1/tasks/{task}, POST /v1/embeddings, GET /health and GET /metrics."
 )
 
 

@@ -6,6 +6,7 @@ call it, and tests can too.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -19,6 +20,7 @@ from serving.engine import Completion, GeneratedSequence, GenerationParams, Step
 from serving.errors import InvalidRequest
 from serving.gateway.errors import UnknownModel
 from serving.gateway.metrics import GatewayMetrics
+from serving.label_sets import LabelSet, run_labeled_batch
 from serving.pipeline import BatchItem, Stages, logprob_token_ids, run_batch
 from serving.protocol import (
     ChatChoiceLogprobs,
@@ -34,6 +36,7 @@ from serving.protocol import (
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
+    LabelSetFields,
     ModelCard,
     ModelList,
     SamplingFields,
@@ -255,7 +258,7 @@ class OpenAIService:
         extra: dict[str, Any] = {"logprobs": logprobs}
         if max_tokens is not None:
             extra["max_tokens"] = max_tokens
-        (item,) = await run_batch(
+        (item,) = await self._batch_runner(request)(
             self.stages,
             [job],
             lambda prompt: self.params(prompt.params, request, **dict(extra)),
@@ -267,12 +270,29 @@ class OpenAIService:
         )
         return item
 
+    def _batch_runner(self, request: LabelSetFields):
+        """`run_batch`, or `run_labeled_batch` when the request names a label set."""
+        label_set = LabelSet.from_request(request.labels, request.label_mode, request.top_k_labels)
+        if label_set is None:
+            return run_batch
+        if label_set.mode == "scored":
+            logprobs = getattr(request, "logprobs", None)
+            if getattr(request, "n", 1) > 1 or logprobs not in (None, False):
+                raise InvalidRequest(
+                    "label_mode 'scored' ranks labels instead of generating: it takes n=1 "
+                    "and no logprobs (label_scores hold each label's log-probability).",
+                    param="label_mode",
+                )
+        return functools.partial(run_labeled_batch, label_set=label_set, registry=self.registry)
+
     # ------------------------------------------------------------------ streaming
 
     async def prepare_stream(
         self, request: CompletionRequest | ChatCompletionRequest
     ) -> tuple[PreparedPrompt, GenerationParams]:
         """Build and check the prompt before the response starts, so errors are plain 4xx."""
+        if request.labels is not None:
+            raise InvalidRequest("Label sets do not stream: set stream=false.", param="labels")
         if isinstance(request, ChatCompletionRequest):
             job = self._chat_job(request)
             logprobs = (request.top_logprobs or 0) if request.logprobs else None
@@ -396,7 +416,7 @@ class OpenAIService:
             top_k=request.top_k,
             seed=request.seed,
         )
-        items = await run_batch(
+        items = await self._batch_runner(request)(
             self.stages,
             jobs,
             lambda p: self.params(p.params, sampling),

@@ -13,8 +13,14 @@ from serving.engine import (
     GenerationParams,
     SequenceDelta,
     StepOutput,
+    TokenLogprob,
 )
 from serving.errors import EngineUnavailable, PromptTooLong
+
+
+def hashed_logprob(context: Sequence[int], token: int) -> float:
+    """A deterministic stand-in for log P(token | context), in [-10, 0)."""
+    return -1e-2 * (1 + hash((len(context), sum(context), tuple(context[-3:]), token)) % 1000)
 
 
 class FakeEngine:
@@ -22,6 +28,7 @@ class FakeEngine:
 
     ``encode``/``decode`` are the model tokenizer's, so token counts are real;
     ``step_delay_s`` makes requests last long enough to test load and cancellation.
+    ``next_logprob(context, token)`` answers ``logprob_token_ids`` (label scoring).
     """
 
     def __init__(
@@ -32,8 +39,10 @@ class FakeEngine:
         *,
         max_model_len: int = 8192,
         step_delay_s: float = 0.0,
+        next_logprob: Callable[[Sequence[int], int], float] = hashed_logprob,
     ) -> None:
         self.reply, self.encode, self.decode = reply, encode, decode
+        self.next_logprob = next_logprob
         self.step_delay_s = step_delay_s
         self.running: set[str] = set()
         self.dead = False
@@ -62,27 +71,40 @@ class FakeEngine:
                     if last
                     else None
                 )
+                logprobs = self._logprobs([*prompt_ids, *tokens[:i]], token, params)
                 deltas = tuple(
-                    SequenceDelta(n, self.decode([token]), (token,), reason)
+                    SequenceDelta(n, self.decode([token]), (token,), reason, logprobs)
                     for n in range(params.n)
                 )
                 yield StepOutput(request_id, len(prompt_ids), deltas, last)
         finally:
             self.running.discard(request_id)
 
+    def _logprobs(
+        self, context: Sequence[int], token: int, params: GenerationParams
+    ) -> tuple[TokenLogprob, ...] | None:
+        if not params.logprob_token_ids:
+            return None
+        top = {t: self.next_logprob(context, t) for t in (token, *params.logprob_token_ids)}
+        return (TokenLogprob(token, top[token], top),)
+
     async def complete(
         self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
     ) -> Completion:
         ids: dict[int, list[int]] = {}
         reasons: dict[int, str | None] = {}
+        logprobs: dict[int, list[TokenLogprob]] = {}
         rid = request_id or ""
         async for step in self.generate(prompt_ids, params, request_id):
             rid = step.request_id
             for d in step.deltas:
                 ids.setdefault(d.index, []).extend(d.token_ids)
                 reasons[d.index] = d.finish_reason
+                logprobs.setdefault(d.index, []).extend(d.logprobs or ())
         outputs = tuple(
-            GeneratedSequence(i, self.decode(ids[i]), tuple(ids[i]), reasons[i])
+            GeneratedSequence(
+                i, self.decode(ids[i]), tuple(ids[i]), reasons[i], tuple(logprobs[i]) or None
+            )
             for i in sorted(ids)
         )
         return Completion(rid, len(prompt_ids), outputs)
