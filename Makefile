@@ -27,7 +27,11 @@ $(STAMP): $(SPEC)
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 -m "not soak"
+
+# Faults, load and the bulk job under SIGKILL: bounded, loopback only (RELIABILITY.md)
+soak: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200 -m soak -rP tests/reliability
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not engine and not slow"

@@ -69,13 +69,13 @@ def asgi_client(app, **kwargs) -> httpx.AsyncClient:
 
 
 @contextlib.asynccontextmanager
-async def serving_on_loopback(app) -> AsyncIterator[str]:
+async def serving_on_loopback(app, log_level: str = "warning") -> AsyncIterator[str]:
     """``app`` under uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -461,7 +461,7 @@ def http_level() -> list[BadRequest]:
         BadRequest("delete-models", "DELETE", "/v1/models", None, 405, "GET"),
         BadRequest("post-health", "POST", "/health", b"{}", 405, "GET"),
         BadRequest("get-unknown-route", "GET", "/v1/engines", None, 404, "/v1/models"),
-        BadRequest("post-embeddings", "POST", "/v1/embeddings", b"{}", 404, "/v1/completions"),
+        BadRequest("post-unknown-route", "POST", "/v1/audio/speech", b"{}", 404, "/v1/completions"),
         post(
             "completions-form-encoded",
             COMPLETIONS,

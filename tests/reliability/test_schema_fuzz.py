@@ -62,7 +62,7 @@ def test_no_generated_request_gets_a_server_error(fake_gateway, mode):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     seen: dict[int, int] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) >= 6
     for operation in operations:
         try:
             fuzz(operation, mode, seen)
