@@ -20,6 +20,7 @@ from serving.errors import C2SError
 from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
 from serving.jobs.job import RunResult
 from serving.jobs.progress import NullProgress, RichProgress
+from serving.label_sets import read_label_file
 from serving.settings import C2SSettings
 
 console = Console(stderr=True)
@@ -157,6 +158,20 @@ def annotate(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Discard a previous run in --out")
     ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="The allowed cell type labels, one per line (the atlas's vocabulary)"),
+    ] = None,
+    label_mode: Annotated[
+        str,
+        typer.Option(
+            help="With --labels: free (flag answers outside the set), constrained (decode "
+            "within it) or scored (rank every label; scores in obs and Parquet)"
+        ),
+    ] = "free",
+    top_k_labels: Annotated[
+        int, typer.Option(help="Scored mode: labels kept per cell in the Parquet rows")
+    ] = 5,
     progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
 ) -> None:
     """Annotate every cell of an .h5ad file: Parquet shards, annotated.h5ad, report.json."""
@@ -189,11 +204,26 @@ def annotate(
             key_added=key_added,
             shard_cells=shard_cells,
             overwrite=overwrite,
+            labels=_labels(labels),
+            label_mode=label_mode,
+            top_k_labels=top_k_labels,
             execution=execution,
         )
     except ValidationError as exc:
         raise fail(_first_message(exc)) from None
     print_summary(run_job(config, show_progress=progress))
+
+
+def _labels(path: Path | None) -> tuple[str, ...] | None:
+    if path is None:
+        return None
+    try:
+        labels = read_label_file(path)
+    except OSError as exc:
+        raise fail(f"--labels {path}: {exc.strerror or exc}") from None
+    if not labels:
+        raise fail(f"--labels {path} holds no labels (one per line).")
+    return labels
 
 
 def _task(value: str) -> BulkTask:

@@ -26,8 +26,8 @@ def write_annotated(
     columns: Mapping[str, Sequence[Any]],
     provenance: Mapping[str, Any],
 ) -> None:
-    """Copy ``source`` to ``path`` (atomically) with ``columns`` added to ``obs`` as
-    categoricals and ``provenance`` stored as ``uns[UNS_KEY]``."""
+    """Copy ``source`` to ``path`` (atomically) with ``columns`` added to ``obs`` (text as
+    categoricals, numbers and flags as they are) and ``provenance`` as ``uns[UNS_KEY]``."""
     import anndata.io
     import h5py
 
@@ -36,12 +36,23 @@ def write_annotated(
         with h5py.File(temp, "r+") as file:
             obs = anndata.io.read_elem(file["obs"])
             for name, values in columns.items():
-                obs[name] = pd.Categorical(list(values))
+                obs[name] = _obs_column(list(values))
             anndata.io.write_elem(file, "obs", obs)
             if "uns" in file:
                 anndata.io.write_elem(file["uns"], UNS_KEY, _storable(provenance))
             else:
                 anndata.io.write_elem(file, "uns", {UNS_KEY: _storable(provenance)})
+
+
+def _obs_column(values: list[Any]) -> Any:
+    """Scores stay floats (missing: NaN) and flags booleans; labels become categoricals."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        # h5ad holds no nullable booleans: a missing flag (an empty cell) is False
+        return pd.array([bool(v) for v in values], dtype=bool)
+    if present and all(isinstance(v, int | float) for v in present):
+        return pd.array([float("nan") if v is None else float(v) for v in values], dtype=float)
+    return pd.Categorical(values)
 
 
 def _storable(value: Any) -> Any:

@@ -9,6 +9,7 @@ prediction and cost no request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from serving.jobs.plan import Shard
 from serving.jobs.runners import Answer, TaskRunner
+from serving.label_sets import LabelSet
 from serving.tasks.registry import TaskRegistry
 
 SINGLE_TASK = "cell_type_prediction"
@@ -44,6 +46,8 @@ class PromptSettings:
         variant is the draw modulo the task's number of variants.
     with_tissue
         Also ask each group's tissue.
+    label_set
+        The allowed cell type labels and their mode (not used for the tissue).
     """
 
     task: str
@@ -52,6 +56,7 @@ class PromptSettings:
     template_index: int = 0
     template_draws: np.ndarray | None = None
     with_tissue: bool = True
+    label_set: LabelSet | None = None
 
     def template(self, row: int, n_templates: int) -> int:
         if self.template_draws is None:
@@ -137,7 +142,11 @@ class ShardAnswerer:
         return {**cells, "n_genes": self.settings.n_genes, "organism": self.settings.organism}
 
     async def _run(self, task: str, inputs: list, templates: list[int]) -> list[Answer]:
-        return await self.runner.run(task, inputs, templates) if inputs else []
+        if not inputs:
+            return []
+        if task == TISSUE_TASK or self.settings.label_set is None:
+            return await self.runner.run(task, inputs, templates)
+        return await self.runner.run(task, inputs, templates, self.settings.label_set)
 
 
 async def _nothing() -> list[Answer]:
@@ -153,8 +162,15 @@ class GroupFacts:
     tissue: Answer | None
 
 
-def cell_row(row: int, cell_id: str, task: str, answer: Answer, prediction: str | None) -> Row:
-    """The row of a cell answered by ``answer``."""
+def cell_row(
+    row: int,
+    cell_id: str,
+    task: str,
+    answer: Answer,
+    prediction: str | None,
+    position: int | None = None,
+) -> Row:
+    """The row of a cell answered by ``answer`` (at ``position`` of a group's answer)."""
     return {
         "row": row,
         "cell_id": cell_id,
@@ -167,6 +183,23 @@ def cell_row(row: int, cell_id: str, task: str, answer: Answer, prediction: str 
         "template_index": answer.template_index,
         "model": answer.model,
         "status": "ok" if prediction else "no_label",
+        **label_columns(answer.result, position),
+    }
+
+
+def label_columns(result: Mapping[str, Any], position: int | None = None) -> Row:
+    """A cell's label-set columns: whether its label is in the set and, when labels were
+    scored, the top labels and the first one's probability (``position``: the cell's
+    place in a group's answer)."""
+    member = result.get("in_label_set")
+    scores = result.get("label_scores")
+    if position is not None:
+        member = member[position] if member and position < len(member) else None
+        scores = scores[position] if scores and position < len(scores) else None
+    return {
+        "in_label_set": member,
+        "label_score": scores[0]["probability"] if scores else None,
+        "top_labels": scores,
     }
 
 
@@ -176,7 +209,7 @@ def group_cell_row(row: int, cell_id: str, answer: Answer, position: int, group:
     label = labels[position] if position < len(labels) else None
     tissue = group.tissue.result.get("label") if group.tissue else None
     return {
-        **cell_row(row, cell_id, GROUP_TASK, answer, label),
+        **cell_row(row, cell_id, GROUP_TASK, answer, label, position),
         "group_id": group.name,
         "group_size": group.size,
         "tissue": tissue,

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from serving.engine.config import EngineConfig
+from serving.label_sets import LabelMode, LabelSet
 from serving.tasks.inputs import DEFAULT_GENES_MULTI, DEFAULT_GENES_SINGLE, MAX_GENES, Organism
 
 #: the tasks a bulk run answers: one label per cell, alone or within groups of cells
@@ -135,6 +136,11 @@ class AnnotateConfig(StrictModel):
         How equal values are ordered in a cell sentence (C2S's seeded shuffle by default).
     key_added
         The ``obs`` column of ``annotated.h5ad`` that receives the predictions.
+    labels, label_mode, top_k_labels
+        The atlas's allowed cell type labels (``--labels FILE``) and how to use them
+        (`serving.label_sets`): ``free`` flags answers outside the set, ``constrained``
+        decodes within it, ``scored`` ranks every label (top label's probability in
+        ``obs[key_added + "_score"]``, the ``top_k_labels`` best in the Parquet rows).
     read_rows
         Rows read from the file and ranked at a time.
     shard_cells
@@ -165,6 +171,9 @@ class AnnotateConfig(StrictModel):
     read_rows: int = Field(default=2048, ge=1)
     shard_cells: int = Field(default=256, ge=1)
     overwrite: bool = False
+    labels: tuple[str, ...] | None = None
+    label_mode: LabelMode = "free"
+    top_k_labels: int = Field(default=5, ge=1)
     execution: ExecutionConfig
 
     @model_validator(mode="after")
@@ -180,7 +189,18 @@ class AnnotateConfig(StrictModel):
             raise ValueError("min_group_cells must not exceed max_group_cells")
         if isinstance(self.template_index, int) and self.template_index < 0:
             raise ValueError("template_index must be >= 0 or 'random'")
+        if self.label_mode != "free" and not self.labels:
+            raise ValueError(f"label_mode {self.label_mode!r} needs a label set (--labels FILE)")
+        if self.labels is not None:
+            LabelSet(labels=self.labels)  # distinct, single-line labels
         return self
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The run's label set, for the cell type tasks (not the tissue)."""
+        if not self.labels:
+            return None
+        return LabelSet(labels=self.labels, mode=self.label_mode, top_k=self.top_k_labels)
 
     @property
     def multi_cell(self) -> bool:

@@ -183,6 +183,9 @@ class AnnotationJob:
             "n_shards": len(plan.shards),
             "skip_empty_cells": config.skip_empty_cells,
             "model": config.execution.target,
+            "labels": list(config.labels) if config.labels else None,
+            "label_mode": config.label_mode if config.labels else None,
+            "top_k_labels": config.top_k_labels if config.label_mode == "scored" else None,
         }
 
     def _prompt_settings(self, source: InputFile) -> PromptSettings:
@@ -199,6 +202,7 @@ class AnnotationJob:
             template_index=0 if draws is not None else int(config.template_index),
             template_draws=draws,
             with_tissue=config.tissue,
+            label_set=config.label_set,
         )
 
     # ------------------------------------------------------------------ answering

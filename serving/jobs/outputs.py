@@ -90,6 +90,10 @@ def obs_columns(config: AnnotateConfig, rows: pa.Table) -> dict[str, list]:
     """The ``obs`` columns ``annotated.h5ad`` receives."""
     key = config.key_added
     columns = {key: rows.column("prediction").to_pylist()}
+    if config.labels:
+        columns[f"{key}_in_label_set"] = rows.column("in_label_set").to_pylist()
+    if config.label_mode == "scored":
+        columns[f"{key}_score"] = rows.column("label_score").to_pylist()
     if config.multi_cell:
         columns[f"{key}_group"] = rows.column("group_id").to_pylist()
         if config.tissue:
@@ -116,6 +120,8 @@ def provenance(
         "matrix": config.matrix_name,
         "tie_break": config.tie_break,
         "label_key": config.label_key,
+        "label_mode": config.label_mode if config.labels else None,
+        "n_labels": len(config.labels) if config.labels else None,
         "accuracy": scores.accuracy if scores is not None else None,
         "config_json": config.model_dump_json(),
     }

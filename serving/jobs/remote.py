@@ -16,6 +16,7 @@ import httpx
 
 from serving.jobs.errors import RemoteError
 from serving.jobs.runners import Answer
+from serving.label_sets import LabelSet
 from serving.protocol import TaskBatchResponse
 
 #: statuses that mean "busy or restarting: try again"
@@ -61,7 +62,11 @@ class GatewayRunner:
         return int(min(lengths))
 
     async def run(
-        self, task: str, inputs: Sequence[Mapping[str, Any]], templates: Sequence[int]
+        self,
+        task: str,
+        inputs: Sequence[Mapping[str, Any]],
+        templates: Sequence[int],
+        label_set: LabelSet | None = None,
     ) -> list[Answer]:
         batches = []
         for template in dict.fromkeys(templates):
@@ -69,7 +74,10 @@ class GatewayRunner:
             for start in range(0, len(positions), self.request_cells):
                 batches.append((int(template), positions[start : start + self.request_cells]))
         responses = await asyncio.gather(
-            *(self._post(task, [inputs[i] for i in part], template) for template, part in batches)
+            *(
+                self._post(task, [inputs[i] for i in part], template, label_set)
+                for template, part in batches
+            )
         )
         answers: dict[int, Answer] = {}
         for (_, part), response in zip(batches, responses, strict=True):
@@ -77,9 +85,19 @@ class GatewayRunner:
         return [answers[i] for i in range(len(inputs))]
 
     async def _post(
-        self, task: str, inputs: list[Mapping[str, Any]], template: int
+        self,
+        task: str,
+        inputs: list[Mapping[str, Any]],
+        template: int,
+        label_set: LabelSet | None = None,
     ) -> TaskBatchResponse:
         body = {"inputs": list(inputs), "template_index": template, "include_text": True}
+        if label_set is not None:
+            body.update(
+                labels=list(label_set.labels),
+                label_mode=label_set.mode,
+                top_k_labels=label_set.top_k,
+            )
         response = await self._send("POST", f"/v1/tasks/{task}", json=body)
         return TaskBatchResponse.model_validate(response.json())
 

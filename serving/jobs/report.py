@@ -54,7 +54,22 @@ def build_report(
     }
     if config.multi_cell:
         report["groups"] = group_summary(rows, stats, config.min_group_cells)
+    if config.labels:
+        report["label_set"] = label_set_summary(config, rows)
     return report
+
+
+def label_set_summary(config: AnnotateConfig, rows: pa.Table) -> dict[str, Any]:
+    """The label set used, how many answers fell in it, and (scored) the mean top score."""
+    member = [m for m in rows.column("in_label_set").to_pylist() if m is not None]
+    scores = [s for s in rows.column("label_score").to_pylist() if s is not None]
+    return {
+        "mode": config.label_mode,
+        "n_labels": len(config.labels or ()),
+        "top_k": config.top_k_labels if config.label_mode == "scored" else None,
+        "in_set_rate": float(np.mean(member)) if member else None,
+        "mean_top_probability": float(np.mean(scores)) if scores else None,
+    }
 
 
 def _requests(rows: pa.Table) -> pa.Table:

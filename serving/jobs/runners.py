@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from serving.label_sets import LabelSet, run_labeled_batch
 from serving.pipeline import BatchItem, Stages, run_batch
 from serving.stages import PromptJob
+from serving.tasks import default_registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,14 @@ class TaskRunner(Protocol):
     async def max_model_len(self) -> int: ...
 
     async def run(
-        self, task: str, inputs: Sequence[Mapping[str, Any]], templates: Sequence[int]
-    ) -> list[Answer]: ...
+        self,
+        task: str,
+        inputs: Sequence[Mapping[str, Any]],
+        templates: Sequence[int],
+        label_set: LabelSet | None = None,
+    ) -> list[Answer]:
+        """Answer ``inputs``; with ``label_set``, against it (`serving.label_sets`)."""
+        ...
 
 
 class StagesRunner:
@@ -84,15 +92,29 @@ class StagesRunner:
         return limits.max_model_len
 
     async def run(
-        self, task: str, inputs: Sequence[Mapping[str, Any]], templates: Sequence[int]
+        self,
+        task: str,
+        inputs: Sequence[Mapping[str, Any]],
+        templates: Sequence[int],
+        label_set: LabelSet | None = None,
     ) -> list[Answer]:
         jobs = [
             PromptJob(task=task, inputs=payload, template=int(template))
             for payload, template in zip(inputs, templates, strict=True)
         ]
-        items = await run_batch(
-            self.stages, jobs, lambda prompt: prompt.params, chunk_size=self.request_cells
-        )
+        if label_set is not None:
+            items = await run_labeled_batch(
+                self.stages,
+                jobs,
+                lambda prompt: prompt.params,
+                label_set=label_set,
+                registry=default_registry(),
+                chunk_size=self.request_cells,
+            )
+        else:
+            items = await run_batch(
+                self.stages, jobs, lambda prompt: prompt.params, chunk_size=self.request_cells
+            )
         return [self._answer(item) for item in items]
 
     def _answer(self, item: BatchItem) -> Answer:

@@ -26,6 +26,10 @@ from serving.jobs import atomic
 from serving.jobs.errors import ResumeMismatch
 from serving.jobs.plan import ShardPlan
 
+#: one ranked label of a scored run
+TOP_LABEL = pa.struct(
+    [("label", pa.string()), ("probability", pa.float64()), ("logprob", pa.float64())]
+)
 #: one row per cell; group columns are null in single-cell runs
 ROW_SCHEMA = pa.schema(
     [
@@ -44,6 +48,10 @@ ROW_SCHEMA = pa.schema(
         ("group_size", pa.int16()),
         ("tissue", pa.string()),
         ("tissue_raw_text", pa.string()),
+        # label-set runs: whether the label is in the set; scored runs: the top labels
+        ("in_label_set", pa.bool_()),
+        ("label_score", pa.float64()),
+        ("top_labels", pa.list_(TOP_LABEL)),
     ]
 )
 
