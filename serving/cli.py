@@ -10,6 +10,7 @@ import typer
 
 from serving.commands import annotate as annotate_command
 from serving.commands import demo as demo_command
+from serving.commands import embed as embed_command
 from serving.commands import k8s as k8s_commands
 from serving.commands import serve as serve_command
 from serving.commands import tasks as tasks_commands
@@ -25,6 +26,7 @@ app.command("tasks")(tasks_commands.tasks)
 app.command("prompt")(tasks_commands.prompt)
 app.command("serve")(serve_command.serve)
 app.command("annotate")(annotate_command.annotate)
+app.command("embed")(embed_command.embed)
 app.command("demo")(demo_command.demo)
 app.command("k8s-config")(k8s_commands.k8s_config)
 

@@ -1,45 +1,22 @@
 """`EmbeddingService`: OpenAI's ``POST /v1/embeddings`` over the serving stages.
 
-A cell's embedding is the mean of the model's last hidden state over the tokens of the
-prompt C2S embeds: the cell type prediction prompt of the cell's first ``n_genes`` genes.
-Prompts come from the prompt builder, as for every task, so the bulk command
-(``c2s embed``) and this route give the same ids, and so the same embedding, for a cell.
+What a cell's embedding is, and how cells are embedded, is `serving.embeddings`'s; this
+module adds OpenAI's shapes (float or base64 vectors, usage) and model names.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from serving.config import GatewayConfig
+from serving.embeddings import EMBEDDING_TASK, embed_cells, embedding_job
 from serving.engine import Embedding
 from serving.errors import InvalidRequest
 from serving.gateway.errors import UnknownModel
-from serving.pipeline import Stages, chunked
+from serving.pipeline import Stages
 from serving.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
-from serving.stages import PromptJob
-
-#: the prompt C2S embeds a cell with
-EMBEDDING_TASK = "cell_type_prediction"
-
-
-def embedding_job(
-    cell: str | Mapping[str, Any],
-    n_genes: int | None = None,
-    organism: str | None = None,
-    template: int = 0,
-) -> PromptJob:
-    """The prompt job that embeds one cell (a sentence or ``{"genes", "values"}``)."""
-    inputs: dict[str, Any] = {"cell": cell}
-    if n_genes is not None:
-        inputs["n_genes"] = n_genes
-    if organism is not None:
-        inputs["organism"] = organism
-    return PromptJob(task=EMBEDDING_TASK, inputs=inputs, template=template)
 
 
 def encode_vector(values: np.ndarray, encoding_format: str) -> list[float] | str:
@@ -73,9 +50,7 @@ class EmbeddingService:
         cells = [request.input] if isinstance(request.input, str) else request.input
         template = request.template_index or 0
         jobs = [embedding_job(c, request.n_genes, request.organism, template) for c in cells]
-        chunks = chunked(jobs, self.config.batch_chunk_size)
-        embedded = await asyncio.gather(*(self._embed_chunk(chunk, at) for at, chunk in chunks))
-        vectors: list[Embedding] = [e for chunk in embedded for e in chunk]
+        vectors = await embed_cells(self.stages, jobs, self.config.batch_chunk_size)
         data = [
             EmbeddingData(
                 index=i, embedding=encode_vector(self._sized(e, request), request.encoding_format)
@@ -88,10 +63,6 @@ class EmbeddingService:
             data=data,
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
         )
-
-    async def _embed_chunk(self, jobs, offset: int) -> list[Embedding]:
-        prompts = await self.stages.build(jobs, offset)
-        return await self.stages.embed(prompts)
 
     @staticmethod
     def _sized(embedding: Embedding, request: EmbeddingRequest) -> np.ndarray:

@@ -32,3 +32,24 @@ async def fake_client(fake_stages):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def tiny_embedder(tiny_checkpoint):
+    """A vLLM pooling engine on the tiny random checkpoint."""
+    from serving.engine import EngineConfig, start_vllm_embedder
+
+    embedder = await start_vllm_embedder(EngineConfig(model=str(tiny_checkpoint)))
+    yield embedder
+    embedder.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_stages(engine, tiny_embedder, tiny_checkpoint) -> LocalStages:
+    """The real stages over the tiny checkpoint's engine and embedder."""
+    return LocalStages(
+        BuildStage.from_model(tiny_checkpoint),
+        engine,
+        DecodeStage.from_model(tiny_checkpoint),
+        tiny_embedder,
+    )
