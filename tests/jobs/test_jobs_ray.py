@@ -1,0 +1,91 @@
+"""The Ray Serve mode: `open_runner` wires `RayStages` over the app's deployment handles.
+
+Handles are stood in for by objects with Ray's calling convention (``handle.method.remote``
+returns an awaitable with ``cancel``) over the deployments' own plain classes, so the job
+runs through the real `RayStages`, `PromptBuilderServer` and `DecoderServer` without a
+cluster (``c2s serve`` itself is covered by tests/integration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pyarrow.parquet as pq
+import pytest
+
+from serving.jobs import AnnotationJob, ExecutionConfig, open_runner
+from tests.jobs.fakes import MODEL_NAME, fake_runner, job_config
+
+ray = pytest.importorskip("ray")
+
+
+class Method:
+    def __init__(self, function) -> None:
+        self.function = function
+
+    def remote(self, *args):
+        async def call():
+            value = self.function(*args)
+            return await value if inspect.isawaitable(value) else value
+
+        return asyncio.ensure_future(call())
+
+
+class Handle:
+    """``serve.get_deployment_handle``'s answer, over a local object."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Method:
+        return Method(getattr(self.target, name))
+
+
+class EngineReplica:
+    """`serving.deployments.EngineServer`'s methods over the fake engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    async def complete(self, prompt_ids, params):
+        return await self.engine.complete(prompt_ids, params)
+
+    def limits(self):
+        return self.engine.limits
+
+
+async def test_ray_mode_gives_the_in_process_rows(
+    pbmc_path, tmp_path, stages, pythia_tokenizer_dir, monkeypatch
+):
+    from ray import serve
+
+    from serving.deployments import DecoderServer, PromptBuilderServer
+
+    replicas = {
+        "Engine": EngineReplica(stages.engine),
+        "PromptBuilder": PromptBuilderServer(str(pythia_tokenizer_dir), None),
+        "Decoder": DecoderServer(str(pythia_tokenizer_dir)),
+    }
+    asked = []
+
+    def get_deployment_handle(name, app_name):
+        asked.append((name, app_name))
+        return Handle(replicas[name])
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(serve, "get_deployment_handle", get_deployment_handle)
+    settings = {"use_raw": True, "n_genes": 50, "task": "multi_cell_type_prediction"}
+    settings["group_key"] = "louvain"
+    local = await AnnotationJob(
+        job_config(pbmc_path, tmp_path / "local", **settings), fake_runner(stages)
+    ).run()
+    execution = ExecutionConfig(mode="ray", ray_app="atlas", model_dir=pythia_tokenizer_dir)
+    async with open_runner(execution) as runner:
+        config = job_config(pbmc_path, tmp_path / "ray", **settings)
+        remote = await AnnotationJob(config, runner).run()
+    assert sorted(asked) == [("Decoder", "atlas"), ("Engine", "atlas"), ("PromptBuilder", "atlas")]
+    rows = [pq.read_table(r.files["predictions"]) for r in (local, remote)]
+    assert rows[1].drop(["model"]).equals(rows[0].drop(["model"]))
+    assert set(rows[0].column("model").to_pylist()) == {MODEL_NAME}
+    assert set(rows[1].column("model").to_pylist()) == {"fake"}  # the engine's own name
