@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from serving.config import AppConfig
 from serving.k8s_config import OVERLAYS
 from tests.k8s.kustomize import Manifest, render
 from tests.k8s.schemas import CRD_DIR
@@ -47,6 +48,12 @@ def one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manife
 
 def serve_config_of(manifests: list[Manifest]) -> dict[str, Any]:
     return yaml.safe_load(one(manifests, "RayService")["spec"]["serveConfigV2"])
+
+
+def app_config_of(manifests: list[Manifest]) -> AppConfig:
+    """The `AppConfig` that the RayService's serve config builds its application from."""
+    (application,) = serve_config_of(manifests)["applications"]
+    return AppConfig.model_validate(application["args"])
 
 
 def worker_groups(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:

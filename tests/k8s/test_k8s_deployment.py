@@ -12,7 +12,7 @@ import pytest
 
 from serving.config import AppConfig
 from serving.k8s_config import OVERLAYS, SERVE_PORT
-from tests.k8s.conftest import one, ray_pod_specs, serve_config_of
+from tests.k8s.conftest import app_config_of, one, ray_pod_specs, serve_config_of
 
 #: time Ray needs after SIGTERM, on top of the preStop drain
 SHUTDOWN_MARGIN_S = 10
@@ -31,7 +31,7 @@ def manifests(overlay, rendered):
 
 @pytest.fixture
 def app_config(manifests) -> AppConfig:
-    return AppConfig.model_validate(serve_config_of(manifests)["applications"][0]["args"])
+    return app_config_of(manifests)
 
 
 def _container(pod_spec):

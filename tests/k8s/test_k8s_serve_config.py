@@ -25,7 +25,7 @@ from serving.k8s_config import (
     render_serve_config_v2,
     serve_config_v2,
 )
-from tests.k8s.conftest import REPO, one, serve_config_of, worker_groups
+from tests.k8s.conftest import REPO, app_config_of, one, serve_config_of, worker_groups
 
 #: where each deployment must run
 GROUP_OF_STAGE = {
@@ -107,8 +107,7 @@ def test_the_generator_refuses_keys_and_deployments_without_autoscaling(tmp_path
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_deployment_runs_on_the_worker_group_that_advertises_its_resource(overlay, rendered):
     manifests = rendered[overlay]
-    (application,) = serve_config_of(manifests)["applications"]
-    config = AppConfig.model_validate(application["args"])
+    config = app_config_of(manifests)
     groups = worker_groups(manifests)
     head = one(manifests, "RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"
@@ -136,8 +135,7 @@ def _gpus(group) -> float:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_engine_group_holds_the_engines_and_their_gpus(overlay, rendered):
     manifests = rendered[overlay]
-    (application,) = serve_config_of(manifests)["applications"]
-    config = AppConfig.model_validate(application["args"])
+    config = app_config_of(manifests)
     groups = worker_groups(manifests)
     engine_group = groups["engine"]
     assert _gpus(groups["cpu-stages"]) == 0
@@ -153,11 +151,11 @@ def test_the_engine_group_holds_the_engines_and_their_gpus(overlay, rendered):
 
 
 def test_the_gpu_overlay_serves_the_real_checkpoint_and_cpu_dev_the_demo(rendered):
-    gpu = AppConfig.model_validate(serve_config_of(rendered["gpu"])["applications"][0]["args"])
+    gpu = app_config_of(rendered["gpu"])
     assert gpu.engine.model == "vandijklab/C2S-Pythia-410m-diverse-single-and-multi-cell-tasks"
     assert gpu.engine.rope_scaling is None and gpu.engine.max_model_len is None
     assert gpu.engine_num_gpus == 1
-    dev = AppConfig.model_validate(serve_config_of(rendered["cpu-dev"])["applications"][0]["args"])
+    dev = app_config_of(rendered["cpu-dev"])
     assert dev.engine.model == "/app/models/c2s-demo-pythia"
     assert (REPO / "Dockerfile").read_text().count("models/c2s-demo-pythia") >= 1
 
