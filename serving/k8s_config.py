@@ -53,8 +53,33 @@ def overlay_patch_path(overlay: Overlay) -> Path:
     return REPO_ROOT / "k8s" / "overlays" / overlay / "serve-config.patch.yaml"
 
 
-#: the `AppConfig` fields of the four deployments
-STAGE_FIELDS = ("engine_stage", "prompt_builder", "decoder", "gateway_stage")
+#: Where each deployment runs: its `StageConfig` field in `AppConfig`, and the resource of
+#: the worker group that hosts it. The Embedder is a second vLLM engine (pooling), so it
+#: needs the engine group's hardware.
+PLACEMENT = {
+    "engine_stage": ENGINE_NODE_RESOURCE,
+    "embedder_stage": ENGINE_NODE_RESOURCE,
+    "prompt_builder": CPU_NODE_RESOURCE,
+    "decoder": CPU_NODE_RESOURCE,
+    "gateway_stage": CPU_NODE_RESOURCE,
+}
+
+
+def deployed_stages(config: AppConfig) -> tuple[str, ...]:
+    """The `StageConfig` fields of the deployments ``config`` runs (the Embedder only when
+    it has an engine).
+
+    Raises
+    ------
+    OverlayConfigError
+        If `AppConfig` has a deployment that `PLACEMENT` does not place, so that a new
+        deployment can never land on whatever node has room.
+    """
+    fields = [n for n, f in AppConfig.model_fields.items() if f.annotation is StageConfig]
+    unplaced = sorted(set(fields) - set(PLACEMENT))
+    if unplaced:
+        raise OverlayConfigError(f"serving.k8s_config.PLACEMENT does not place {unplaced}")
+    return tuple(n for n in fields if n != "embedder_stage" or config.embedder is not None)
 
 
 def load_overlay_app_config(overlay: Overlay) -> AppConfig:
@@ -75,7 +100,7 @@ def load_overlay_app_config(overlay: Overlay) -> AppConfig:
         )
     unscaled = [
         name
-        for name in STAGE_FIELDS
+        for name in deployed_stages(config)
         if name not in config.model_fields_set or getattr(config, name).autoscaling is None
     ]
     if unscaled:
@@ -93,14 +118,12 @@ def _placed(stage: StageConfig, resource: str) -> StageConfig:
 
 
 def place_on_worker_groups(config: AppConfig) -> AppConfig:
-    """``config`` with Engine replicas pinned to the engine group and the CPU stages to the
-    CPU group."""
+    """``config`` with each deployment pinned to its worker group (`PLACEMENT`): Engine
+    (and Embedder) replicas to the engine group, the CPU stages to the CPU group."""
     return config.model_copy(
         update={
-            "engine_stage": _placed(config.engine_stage, ENGINE_NODE_RESOURCE),
-            "prompt_builder": _placed(config.prompt_builder, CPU_NODE_RESOURCE),
-            "decoder": _placed(config.decoder, CPU_NODE_RESOURCE),
-            "gateway_stage": _placed(config.gateway_stage, CPU_NODE_RESOURCE),
+            name: _placed(getattr(config, name), PLACEMENT[name])
+            for name in deployed_stages(config)
         }
     )
 
@@ -122,7 +145,7 @@ def serve_config_v2(config: AppConfig) -> dict[str, Any]:
     if AppConfig.model_validate(args) != placed:
         raise OverlayConfigError(
             "the generated args do not validate back into the same AppConfig; set every "
-            f"deployment ({', '.join(STAGE_FIELDS)}) explicitly in the overlay's file"
+            f"deployment ({', '.join(deployed_stages(config))}) explicitly in the overlay's file"
         )
     return {
         # A proxy on every pod: KubeRay's serve Service reaches whichever pods are ready.

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from serving.config import AppConfig
-from serving.k8s_config import OVERLAYS, SERVE_PORT
+from serving.k8s_config import OVERLAYS, SERVE_PORT, deployed_stages
 from tests.k8s.conftest import app_config_of, one, ray_pod_specs, serve_config_of
 
 #: time Ray needs after SIGTERM, on top of the preStop drain
@@ -109,12 +109,7 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(manifests):
 
 
 def test_every_deployment_autoscales(app_config):
-    for stage in (
-        app_config.engine_stage,
-        app_config.prompt_builder,
-        app_config.decoder,
-        app_config.gateway_stage,
-    ):
+    for stage in (getattr(app_config, name) for name in deployed_stages(app_config)):
         assert stage.autoscaling is not None
         assert stage.autoscaling.min_replicas <= stage.autoscaling.max_replicas
         assert stage.max_ongoing_requests >= stage.autoscaling.target_ongoing_requests

@@ -15,8 +15,9 @@ from serving.k8s_config import (
     CPU_NODE_RESOURCE,
     ENGINE_NODE_RESOURCE,
     OVERLAYS,
-    STAGE_FIELDS,
+    PLACEMENT,
     OverlayConfigError,
+    deployed_stages,
     load_overlay_app_config,
     overlay_config_path,
     overlay_patch_path,
@@ -30,6 +31,7 @@ from tests.k8s.conftest import REPO, app_config_of, one, serve_config_of, worker
 #: where each deployment must run
 GROUP_OF_STAGE = {
     "engine_stage": "engine",
+    "embedder_stage": "engine",
     "prompt_builder": "cpu-stages",
     "decoder": "cpu-stages",
     "gateway_stage": "cpu-stages",
@@ -112,7 +114,7 @@ def test_every_deployment_runs_on_the_worker_group_that_advertises_its_resource(
     head = one(manifests, "RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"
     assert "resources" not in head
-    for field in STAGE_FIELDS:
+    for field in deployed_stages(config):
         stage = getattr(config, field)
         assert stage.resources, f"{field} is not placed"
         hosts = {
@@ -145,9 +147,39 @@ def test_the_engine_group_holds_the_engines_and_their_gpus(overlay, rendered):
     else:
         assert _gpus(engine_group) == 0
         per_pod = 1  # a CPU engine takes its pod's cores
-    autoscaling = config.engine_stage.autoscaling
-    assert autoscaling.max_replicas <= engine_group["maxReplicas"] * per_pod
-    assert autoscaling.min_replicas <= engine_group["maxReplicas"] * per_pod
+    # every engine-group deployment at its max_replicas fits the group at its maxReplicas
+    on_engines = [f for f in deployed_stages(config) if GROUP_OF_STAGE[f] == "engine"]
+    most = sum(getattr(config, f).autoscaling.max_replicas for f in on_engines)
+    assert most <= engine_group["maxReplicas"] * per_pod
+
+
+def test_an_embedder_is_placed_with_the_engines_and_must_autoscale(tmp_path, monkeypatch):
+    import serving.k8s_config as k8s_config
+
+    data = yaml.safe_load(overlay_config_path("cpu-dev").read_text())
+    monkeypatch.setattr(k8s_config, "REPO_ROOT", tmp_path)
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "k8s-cpu-dev.yaml"
+    data["embedder"] = dict(data["engine"])
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(OverlayConfigError, match="embedder_stage"):
+        load_overlay_app_config("cpu-dev")
+    data["embedder_stage"] = data["engine_stage"]
+    path.write_text(yaml.safe_dump(data))
+    config = load_overlay_app_config("cpu-dev")
+    assert "embedder_stage" in deployed_stages(config)
+    (application,) = serve_config_v2(config)["applications"]
+    args = AppConfig.model_validate(application["args"])
+    assert set(args.embedder_stage.resources) == {ENGINE_NODE_RESOURCE}
+
+
+def test_every_deployment_of_the_app_config_has_a_placement(monkeypatch):
+    import serving.k8s_config as k8s_config
+
+    monkeypatch.setattr(k8s_config, "PLACEMENT", {**PLACEMENT})
+    del k8s_config.PLACEMENT["decoder"]
+    with pytest.raises(OverlayConfigError, match="decoder"):
+        deployed_stages(load_overlay_app_config("gpu"))
 
 
 def test_the_gpu_overlay_serves_the_real_checkpoint_and_cpu_dev_the_demo(rendered):
