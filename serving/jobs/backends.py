@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from serving.jobs.config import ExecutionConfig
+from serving.jobs.errors import AnnotateError
 from serving.jobs.remote import GatewayRunner
 from serving.jobs.runners import StagesRunner, TaskRunner
 
@@ -70,11 +71,24 @@ def _ray(execution: ExecutionConfig) -> TaskRunner:
 
     from serving.deployments import RayStages
 
+    address = execution.ray_address or "auto"
     if not ray.is_initialized():
-        ray.init(address=execution.ray_address or "auto", log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as exc:
+            raise AnnotateError(
+                f"No Ray cluster at {address!r} ({exc}). Start the application with "
+                "`c2s serve`, or leave out --ray-address to run in this process."
+            ) from None
 
     def handle(name: str):
-        return serve.get_deployment_handle(name, app_name=execution.ray_app)
+        try:
+            return serve.get_deployment_handle(name, app_name=execution.ray_app)
+        except Exception as exc:  # Ray raises several types for a missing app
+            raise AnnotateError(
+                f"The Ray cluster at {address!r} has no deployment {name!r} in a Serve "
+                f"application {execution.ray_app!r} ({exc}); check --ray-app."
+            ) from None
 
     stages = RayStages(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER))
     return StagesRunner(stages, request_cells=execution.request_cells)

@@ -89,3 +89,18 @@ async def test_ray_mode_gives_the_in_process_rows(
     assert rows[1].drop(["model"]).equals(rows[0].drop(["model"]))
     assert set(rows[0].column("model").to_pylist()) == {MODEL_NAME}
     assert set(rows[1].column("model").to_pylist()) == {"fake"}  # the engine's own name
+
+
+async def test_a_missing_app_is_explained(monkeypatch):
+    from ray import serve
+
+    from serving.jobs import AnnotateError
+
+    def missing(name, app_name):
+        raise KeyError(f"no application {app_name!r}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(serve, "get_deployment_handle", missing)
+    with pytest.raises(AnnotateError, match=r"no deployment 'Engine'.*--ray-app"):
+        async with open_runner(ExecutionConfig(mode="ray", ray_app="nope")):
+            pass
