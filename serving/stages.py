@@ -9,6 +9,7 @@ calls them in-process or as Ray Serve deployments; the bulk job calls the same c
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +122,7 @@ def check_cell_genes(
     symbols, or (when the checkpoint lists its genes) mostly unknown genes."""
     for i, genes in enumerate(data.prompt_cells() or ()):
         where = "cell" if spec.group is TaskGroup.SINGLE_CELL else f"cells[{i}]"
-        seen: set[str] = set()
-        repeated = next((g for g in genes if g in seen or seen.add(g)), None)
+        repeated = next((g for g, n in Counter(genes).items() if n > 1), None)
         if repeated is not None:
             raise InvalidTaskInput(
                 spec.name,

@@ -112,9 +112,15 @@ async def open_loop(
     *,
     every_s: float = 0.0,
     tick: Callable[[float], None] | None = None,
+    max_outstanding: int | None = None,
 ) -> Outcomes:
     """Requests at a fixed ``rate`` whatever the answers, for ``seconds``; ``tick(elapsed)``
-    runs every ``every_s`` (e.g. to sample RSS). Waits for the stragglers."""
+    runs every ``every_s`` (e.g. to sample RSS). Waits for the stragglers.
+
+    With ``max_outstanding``, a request waits while that many are unanswered, as a bulk
+    client with bounded concurrency does: a server slowed by something else on the machine
+    then sees less load instead of a growing queue, and the run takes longer.
+    """
     outcomes = Outcomes()
     limits = httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
@@ -124,6 +130,8 @@ async def open_loop(
         for i in range(n):
             due = outcomes.started + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            while max_outstanding is not None and len(pending) >= max_outstanding:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(_timed(send, client, i, outcomes))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -136,14 +144,19 @@ async def open_loop(
     return outcomes
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+def rss_by_process(pid: int) -> dict[str, int]:
+    """Resident bytes of a process and each of its descendants, by ``name:pid``."""
     root = psutil.Process(pid)
-    total = 0
+    sizes = {}
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
-            total += proc.memory_info().rss
-    return total
+            sizes[f"{proc.name()}:{proc.pid}"] = proc.memory_info().rss
+    return sizes
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    return sum(rss_by_process(pid).values())
 
 
 def save_figures(name: str, figures: dict) -> Path:

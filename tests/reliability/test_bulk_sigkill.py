@@ -99,7 +99,8 @@ async def test_five_sigkills_then_resume_equal_a_clean_run(
 ):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    stages, _ = fake_stages(build_stage, decode_stage, step_delay_s=0.005)
+    # slow enough answers that each killed run does only part of the work
+    stages, _ = fake_stages(build_stage, decode_stage, step_delay_s=0.1)
     stages.engine.reply = label_of
     app = create_app(GatewayConfig(), stages, default_registry())
     async with serving_on_loopback(app) as url:
@@ -107,7 +108,8 @@ async def test_five_sigkills_then_resume_equal_a_clean_run(
         _, clean_s = await run_until(annotate_command(pbmc_h5ad, clean, tiny_checkpoint, url), None)
         killed = tmp_path / "killed"
         command = annotate_command(pbmc_h5ad, killed, tiny_checkpoint, url)
-        kill_points = sorted(rng.uniform(0.5, 0.9 * clean_s) for _ in range(KILLS))
+        # from start-up to a quarter of a clean run: five kills cannot finish the job
+        kill_points = [rng.uniform(0.5, 0.25 * clean_s) for _ in range(KILLS)]
         killed_running = 0
         for at in kill_points:
             status, _ = await run_until(command, at)

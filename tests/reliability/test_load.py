@@ -24,9 +24,9 @@ from tests.reliability.load import (
     closed_loop,
     latency_buckets,
     open_loop,
+    rss_by_process,
     save_figures,
     server_p99,
-    tree_rss,
 )
 
 pytestmark = [pytest.mark.soak, pytest.mark.engine]
@@ -36,7 +36,10 @@ SOAK_INFLIGHT = 256  # the gateway's default
 OVERLOAD_INFLIGHT = 16
 CONCURRENCY_STEPS = (8, 32)
 STEP_S = 8
-SOAK_S = 150
+SOAK_S = 120
+#: the soak client's bound on unanswered requests (the server admits 256): on a shared
+#: machine, other work can slow the server below the rate measured a minute before
+SOAK_OUTSTANDING = 64
 RSS_SAMPLE_S = 10
 OVERLOAD_FACTOR = 3
 OVERLOAD_S = 20
@@ -114,7 +117,7 @@ def test_soak_at_80_percent_of_the_maximum(tiny_checkpoint, tmp_path):
     with load_server(tiny_checkpoint, SOAK_INFLIGHT, tmp_path / "server.log") as (url, pid):
         maximum = measure_maximum(url, CONCURRENCY_STEPS)
         rate = 0.8 * maximum["ok_per_s"]
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, dict[str, int]]] = []
         outcomes = asyncio.run(
             open_loop(
                 url,
@@ -122,21 +125,27 @@ def test_soak_at_80_percent_of_the_maximum(tiny_checkpoint, tmp_path):
                 rate,
                 SOAK_S,
                 every_s=RSS_SAMPLE_S,
-                tick=lambda t: samples.append((t, tree_rss(pid))),
+                tick=lambda t: samples.append((t, rss_by_process(pid))),
+                max_outstanding=SOAK_OUTSTANDING,
             )
         )
-        samples.append((outcomes.seconds, tree_rss(pid)))
+        samples.append((outcomes.seconds, rss_by_process(pid)))
         healthy = httpx.get(f"{url}/health", timeout=10).status_code
     # the first sample includes warm-up (allocator arenas, caches): the baseline is after it
-    baseline = samples[1][1]
-    growth = max(rss for _, rss in samples[1:]) / baseline - 1
+    totals = [sum(sizes.values()) for _, sizes in samples]
+    growth = max(totals[1:]) / totals[1] - 1
     figures = {
         "maximum_ok_per_s": round(maximum["ok_per_s"], 2),
         "maximum_steps": maximum["steps"],
         "soak_rate_per_s": round(rate, 2),
+        "soak_achieved_per_s": round(outcomes.ok_per_s, 2),
         "soak": outcomes.summary(),
-        "rss_samples_mb": [round(rss / 2**20) for _, rss in samples],
+        "rss_samples_mb": [round(rss / 2**20) for rss in totals],
         "rss_growth_pct": round(100 * growth, 2),
+        "rss_by_process_mb": {
+            name: [round(rss / 2**20), round(samples[-1][1].get(name, 0) / 2**20)]
+            for name, rss in samples[1][1].items()
+        },
     }
     save_figures("soak", figures)
     assert outcomes.errors == 0, outcomes.statuses
