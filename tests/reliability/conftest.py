@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
-from collections.abc import AsyncIterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +27,8 @@ from serving.tasks import default_registry
 from serving.testing.fake_engine import FakeEngine
 from serving.testing.random_checkpoint import TOKENIZER_FILES
 from tests.integration.conftest import free_port, live_gateway  # noqa: F401  (the real stack)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +125,44 @@ def server_errors(metrics_text: str) -> float:
 
 def dumps(value) -> bytes:
     return json.dumps(value).encode()
+
+
+@contextlib.contextmanager
+def server_process(
+    args: list[str], log: Path, *, startup_limit_s: float, env: dict | None = None
+) -> Iterator[tuple[str, int]]:
+    """``python -m <args> --port P``-style server in its own session, on loopback: waits
+    until ``/health`` answers 200, yields (base URL, pid), then stops the whole group."""
+    port = free_port()
+    command = [sys.executable, "-m", *(str(port) if a == "{port}" else a for a in args)]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_limit_s
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{args[0]} did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield url, proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -7,22 +7,18 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 import yaml
 
-from tests.integration.conftest import free_port
+from tests.reliability.conftest import server_process
 from tests.reliability.load import Outcomes, save_figures
 
 pytestmark = [pytest.mark.soak, pytest.mark.engine]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 420
 #: an in-flight request must be answered this soon after its engine replica dies
 FAIL_FAST_BOUND_S = 10.0
@@ -58,49 +54,14 @@ def ray_app(tiny_checkpoint, tmp_path_factory):
             }
         )
     )
-    port = free_port()
-    log = folder / "serve.log"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("C2S_API_KEY", None)
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--config",
-                str(config),
-            ],
-            cwd=REPO_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_LIMIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"c2s serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=3).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"c2s serve did not become healthy:\n{log.read_text()[-4000:]}")
-    yield url, proc.pid
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    args = ["serving.cli", "serve", "--port", "{port}", "--config", str(config)]
+    with server_process(args, folder / "serve.log", startup_limit_s=STARTUP_LIMIT_S, env=env) as (
+        url,
+        pid,
+    ):
+        yield url, pid
 
 
 async def long_completion(client: httpx.AsyncClient, i: int) -> httpx.Response:

@@ -8,18 +8,12 @@ generator does not inflate it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.reliability.conftest import server_process
 from tests.reliability.load import (
     closed_loop,
     latency_buckets,
@@ -31,7 +25,6 @@ from tests.reliability.load import (
 
 pytestmark = [pytest.mark.soak, pytest.mark.engine]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SOAK_INFLIGHT = 256  # the gateway's default
 OVERLOAD_INFLIGHT = 16
 CONCURRENCY_STEPS = (8, 32)
@@ -59,46 +52,16 @@ async def cell_type(client: httpx.AsyncClient, i: int) -> httpx.Response:
     )
 
 
-@contextlib.contextmanager
 def load_server(checkpoint: Path, max_inflight: int, log: Path):
     """The gateway and the real engine in a subprocess: (base URL, pid)."""
-    port = free_port()
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.reliability.local_server",
-                str(checkpoint),
-                str(port),
-                "--max-inflight",
-                str(max_inflight),
-            ],
-            cwd=REPO_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the load server did not start:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield url, proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    args = [
+        "tests.reliability.local_server",
+        str(checkpoint),
+        "{port}",
+        "--max-inflight",
+        str(max_inflight),
+    ]
+    return server_process(args, log, startup_limit_s=300)
 
 
 def measure_maximum(url: str, steps: tuple[int, ...]) -> dict:
