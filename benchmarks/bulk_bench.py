@@ -14,7 +14,9 @@ For each workload one vLLM CPU engine is started and both paths run on it, alter
 Both paths send the same prompt ids (checked: same prompt token totals) and generate the
 same number of tokens. Prefix caching is off so that neither path reuses the other's
 prompts. One discarded raw pass warms the engine; then the paths alternate, each going
-first in turn. Ratios are of median cells/s; the goal is >= 0.9.
+first in turn. Ratios are of median cells/s; the goal is >= 0.9. Each pass also records
+the CPU seconds of this process and the engine's processes (``ratio_cpu``: cells per CPU
+second, bulk over raw), which other jobs on a shared machine do not inflate.
 
 Workloads: the embedded demo checkpoint (a random-weight checkpoint of its shape with
 Pythia's tokenizer when it is not built yet) on every cell of pbmc68k_reduced, and a
@@ -130,12 +132,33 @@ def dataset(cells: int) -> Path:
     return path
 
 
-def summary(runs_s: list[float], cells: int) -> dict:
+def cpu_seconds() -> float:
+    """CPU time (user + system) used so far by this process and its children: the engine
+    core and its worker. Unlike wall time it does not grow when other jobs share the
+    machine, so it shows what each path costs."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def summary(runs_s: list[float], cpu_s: list[float], cells: int) -> dict:
     median = statistics.median(runs_s)
+    median_cpu = statistics.median(cpu_s)
     return {
         "runs_s": [round(r, 3) for r in runs_s],
         "median_s": round(median, 3),
         "cells_per_s": round(cells / median, 3),
+        "cpu_s": [round(c, 3) for c in cpu_s],
+        "median_cpu_s": round(median_cpu, 3),
+        "cells_per_cpu_s": round(cells / median_cpu, 3),
     }
 
 
@@ -195,14 +218,18 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
         # one whole discarded pass: the engine's first batches of each shape are slower
         await raw_pass(engine, prompts)
         raw, pipeline, end_to_end, outputs = [], [], [], {}
+        raw_cpu, bulk_cpu = [], []
         for repeat in range(repeats):
             # alternate which path goes first, so that drifts in load touch both alike
             for path in ("raw", "bulk") if repeat % 2 == 0 else ("bulk", "raw"):
+                cpu_before = cpu_seconds()
                 if path == "raw":
                     seconds, outputs["raw"] = await raw_pass(engine, prompts)
                     raw.append(seconds)
+                    raw_cpu.append(cpu_seconds() - cpu_before)
                     continue
                 seconds, total, report = await bulk_pass(config, StagesRunner(stages))
+                bulk_cpu.append(cpu_seconds() - cpu_before)
                 pipeline.append(seconds)
                 end_to_end.append(total)
                 outputs["bulk"] = report["tokens"]["output"]
@@ -220,13 +247,18 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
         "mean_prompt_tokens": round(raw_prompt_tokens / len(prompts), 1),
         "same_prompt_ids": raw_prompt_tokens == bulk_prompt_tokens,
         "output_tokens": {"raw": outputs["raw"], "bulk": outputs["bulk"]},
-        "raw": summary(raw, len(prompts)),
-        "bulk_pipeline": summary(pipeline, len(prompts)),
-        "bulk_end_to_end": summary(end_to_end, len(prompts)),
+        "raw": summary(raw, raw_cpu, len(prompts)),
+        "bulk_pipeline": summary(pipeline, bulk_cpu, len(prompts)),
+        "bulk_end_to_end": summary(end_to_end, bulk_cpu, len(prompts)),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     raw_speed = result["raw"]["cells_per_s"]
     result["ratio_pipeline"] = round(result["bulk_pipeline"]["cells_per_s"] / raw_speed, 3)
     result["ratio_end_to_end"] = round(result["bulk_end_to_end"]["cells_per_s"] / raw_speed, 3)
+    # CPU cost per cell, raw over bulk (the whole job: outputs included)
+    result["ratio_cpu"] = round(
+        result["bulk_end_to_end"]["cells_per_cpu_s"] / result["raw"]["cells_per_cpu_s"], 3
+    )
     return result
 
 

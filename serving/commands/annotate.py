@@ -144,6 +144,9 @@ def annotate(
         bool, typer.Option("--skip-empty-cells", help="Give empty cells no prediction")
     ] = False,
     tissue: Annotated[bool, typer.Option(help="Also predict each group's tissue")] = True,
+    max_group_cells: Annotated[
+        int, typer.Option(help="Most cells per group (fewer when the context is short)")
+    ] = 20,
     key_added: Annotated[str, typer.Option(help="obs column of the predictions")] = (
         "c2s_prediction"
     ),
@@ -201,6 +204,7 @@ def annotate(
             template_index=template_choice(template_index),
             skip_empty_cells=skip_empty_cells,
             tissue=tissue,
+            max_group_cells=max_group_cells,
             key_added=key_added,
             shard_cells=shard_cells,
             overwrite=overwrite,
