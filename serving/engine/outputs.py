@@ -77,6 +77,8 @@ class EngineLimits:
     kv_cache_tokens: int | None
     dtype: str
     device: str
+    #: tokens per KV cache block; prefix caching reuses whole blocks only
+    kv_block_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -135,6 +135,7 @@ def _launch(config: EngineConfig, **engine_overrides: object) -> tuple[AsyncLLM,
         kv_cache_tokens=(cache.num_gpu_blocks or 0) * cache.block_size or None,
         dtype=config.dtype,
         device="cpu" if current_platform.is_cpu() else current_platform.device_name,
+        kv_block_size=cache.block_size,
     )
     return llm, limits
 
@@ -301,19 +302,25 @@ class VllmEmbedder(_StartedLlm):
 
     A separate engine beside the generating one, on the same checkpoint: vLLM's pooling
     runner returns the mean of the last hidden state over exactly the prompt's tokens
-    (a masked mean; there is no padding). Prefix caching is off: mean pooling needs the
-    hidden state of every prompt token. Use `start` to build one.
+    (a masked mean; there is no padding). Prefix caching and chunked prefill are off:
+    mean pooling needs the hidden state of every prompt token in one step. Use `start` to
+    build one.
     """
 
     @classmethod
     async def start(cls, config: EngineConfig) -> VllmEmbedder:
         """Validate ``config`` against the checkpoint, start the pooling engine, warm it up."""
+        max_model_len = resolve_max_model_len(config, read_checkpoint_facts(config.model))
         llm, limits = _launch(
             config,
             runner="pooling",
             convert="embed",
             pooler_config=dict(EMBEDDING_POOLER),
             enable_prefix_caching=False,
+            # MEAN pooling refuses a prompt prefilled in chunks ("partial prefill is not
+            # supported"), which kills the engine: every step must hold whole prompts
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=max(max_model_len, config.max_num_batched_tokens or 0),
         )
         embedder = cls(config, llm, limits)
         # the same bf16 CPU crash on a very short first request as the generating engine

@@ -156,3 +156,14 @@ async def test_scored_completion_through_the_openai_client(tiny_stages):
     assert result["label"] in PBMC_LABELS and len(result["label_scores"]) == 3
     assert completion.choices[0].text == f"{result['label']}."
     await http.aclose()
+
+
+async def test_many_long_prompts_embed_at_once(tiny_stages):
+    # more tokens than one engine step holds: each prompt must still be pooled whole
+    rng = np.random.default_rng(0)
+    prompts = [[int(t) for t in rng.integers(100, 20000, size=900)] for _ in range(12)]
+    import asyncio
+
+    embedded = await asyncio.gather(*(tiny_stages.embedder.embed(p) for p in prompts))
+    assert all(e.prompt_tokens == 900 and np.isfinite(e.values).all() for e in embedded)
+    await tiny_stages.embedder.health()
