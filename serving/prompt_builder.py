@@ -169,7 +169,7 @@ class PromptBuilder:
         index = self._pick(spec, template)
         try:
             return index, spec.render_prompt(data, index)
-        except ValueError as exc:  # e.g. an expression cell with no positive value
+        except ValueError as exc:  # a template format spec that does not fit its value
             raise InvalidTaskInput(spec.name, str(exc)) from None
 
     def build(

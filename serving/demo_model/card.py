@@ -18,11 +18,22 @@ SCORE_NAMES = {
     "multi_cell_type_prediction": "per-cell accuracy",
     "genes_to_gene_set": "accuracy",
     "gene_set_to_genes": "Jaccard overlap with the true set",
+    "cells_to_abstract": "exact match with the reference abstract",
 }
+#: generated cells are scored by how many of their genes are distinct (not repeats)
+DISTINCT = "distinct genes"
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _sharing(training: dict) -> str:
+    """How busy the machine was, when the run recorded it (CPU seconds per wall second)."""
+    if "cpu_seconds" not in training:
+        return ""
+    ratio = training["cpu_seconds"] / training["seconds"]
+    return f" ({ratio:.2f} CPU-seconds per second of wall time; 2.0 means no other load)"
 
 
 def task_table(metrics: dict, training: dict) -> str:
@@ -30,7 +41,8 @@ def task_table(metrics: dict, training: dict) -> str:
     rows = ["| task | share of training | valid outputs | score |", "| --- | --- | --- | --- |"]
     for task, m in metrics["tasks"].items():
         share = training["task_weights"][task]
-        score = f"{_pct(m['score'])} ({SCORE_NAMES[task]})" if m["score"] is not None else "-"
+        name = SCORE_NAMES.get(task, DISTINCT)
+        score = f"{_pct(m['score'])} ({name})" if m["score"] is not None else "-"
         rows.append(f"| `{task}` | {share:.0%} | {_pct(m['valid'])} | {score} |")
     return "\n".join(rows)
 
@@ -67,8 +79,9 @@ Prompts built by `PromptBuilder`, answers parsed by `Decoder`, served by the rea
 
 Every task on {metrics["validity_examples"]} held-out examples each (template 0, the task's
 default sampling, seeded). Valid means: a label the model was trained on; gene lists with
-only vocabulary genes, none repeated; one block per requested cell; alphabetical lists
-sorted; non-empty text.
+only vocabulary genes (repeats are merged by C2S's post-processing; the score column gives
+the share of distinct genes); one block per requested cell; alphabetical lists sorted;
+non-empty text.
 
 {task_table(metrics, training)}
 

@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    started = time.monotonic()
     data = load_demo_data()
     metrics = {**asyncio.run(evaluate(args.model, data)), "baselines": baselines(data)}
+    metrics["seconds"] = round(time.monotonic() - started, 1)
     (args.model / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     training = json.loads((args.model / "training.json").read_text())
     write_model_card(args.model, metrics, training)

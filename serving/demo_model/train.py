@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -142,10 +143,13 @@ def train_model(encoded: list[Encoded], vocab_size: int, pad_id: int, s: TrainSe
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 50 == 0 or step == len(plan) - 1:
             elapsed = time.monotonic() - started
-            print(f"step {step:5d}/{len(plan)}  loss {np.mean(losses[-50:]):.3f}  {elapsed:6.0f}s")
+            print(
+                f"step {step:5d}/{len(plan)}  loss {np.mean(losses[-50:]):.3f}  {elapsed:6.0f}s",
+                flush=True,
+            )
     return model, losses
 
 
@@ -158,7 +162,7 @@ def save_checkpoint(model, out_dir: Path) -> None:
 
 def run(out_dir: Path, settings: TrainSettings) -> dict:
     """The whole pipeline: data, tokenizer, examples, training, checkpoint."""
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     registry = default_registry()
     data: DemoData = load_demo_data()
     n_examples = settings.steps * settings.batch_size
@@ -186,6 +190,10 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
         "held_out_cells": len(data.held_out),
         "final_loss": float(np.mean(losses[-50:])),
         "seconds": round(time.monotonic() - started, 1),
+        # CPU seconds over wall seconds: about the thread count on an idle machine, lower
+        # when other jobs share the cores
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     (out_dir / "training.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -32,15 +32,23 @@ class KnownLabels:
 
 
 def clean_gene_list(result: GeneListResult) -> bool:
-    """At least one gene, every word a vocabulary gene, none repeated."""
-    return bool(result.genes) and result.n_invalid == 0 and result.n_valid == len(result.genes)
+    """At least one gene and every word a vocabulary gene.
+
+    Repeats are allowed: C2S's post-processing merges them (`score` reports how many).
+    """
+    return bool(result.genes) and result.n_invalid == 0
+
+
+def distinct_share(result: GeneListResult) -> float:
+    """Share of the generated vocabulary genes that are not repeats."""
+    return len(result.genes) / result.n_valid if result.n_valid else 0.0
 
 
 def is_valid(example: Example, result: object, known: KnownLabels) -> bool:
     """Whether ``result`` is a well-formed answer of the kind ``example``'s task asks for.
 
     Labels must be ones the model was trained on; gene lists must hold only vocabulary
-    genes, once each; multi-cell answers must have one block per requested cell;
+    genes; multi-cell answers must have one block per requested cell;
     alphabetical lists must be sorted; free text must be non-empty.
     """
     match result:
@@ -65,9 +73,14 @@ def score(example: Example, result: object) -> float | None:
     """Task accuracy where the task has a right answer, else ``None``.
 
     Labels: exact match. Per-cell labels: fraction of cells right. Gene set genes: Jaccard
-    overlap with the true set.
+    overlap with the true set. Generated cells: the share of distinct genes. Abstracts:
+    exact match with the reference abstract (which states the cells' composition).
     """
     match result:
+        case GeneListResult():
+            return distinct_share(result)
+        case CellGenesResult(cells=cells):
+            return sum(map(distinct_share, cells)) / len(cells) if cells else 0.0
         case LabelResult(label=label):
             truth = next(iter(example.answer.values()))
             return float(label == truth)
@@ -78,6 +91,8 @@ def score(example: Example, result: object) -> float | None:
         case AlphabeticalGenesResult(genes=genes):
             truth = set(example.answer["genes"].split())
             return len(truth & set(genes)) / len(truth | set(genes))
+        case TextResult(text=text):
+            return float(text == example.answer["abstract"])
     return None
 
 

@@ -1,0 +1,85 @@
+"""The embedded demo checkpoint: structure, size, tokenizer, model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
+FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "gene_vocabulary.txt",
+    "training.json",
+    "metrics.json",
+    "README.md",
+)
+
+
+@pytest.fixture(scope="module")
+def genes() -> list[str]:
+    return (DEMO / "gene_vocabulary.txt").read_text().split()
+
+
+def test_files_present_and_at_most_20_mb():
+    assert all((DEMO / name).is_file() for name in FILES)
+    total = sum(p.stat().st_size for p in DEMO.iterdir() if p.is_file())
+    assert total <= 20 * 1024 * 1024
+
+
+def test_config_has_pythias_structure():
+    config = json.loads((DEMO / "config.json").read_text())
+    assert config["architectures"] == ["GPTNeoXForCausalLM"]
+    assert config["rope_parameters"]["partial_rotary_factor"] == 0.25
+    assert config["rope_parameters"]["rope_type"] == "default"  # plain RoPE, no scaling
+    assert config.get("rope_scaling") is None
+    assert config["use_parallel_residual"] is True
+    assert config["max_position_embeddings"] == 8192
+    assert config["bos_token_id"] == config["eos_token_id"] == 0
+    assert config["dtype"] == "bfloat16"
+    assert config["hidden_size"] // config["num_attention_heads"] == 64
+
+
+def test_every_gene_is_one_token(genes):
+    from tokenizers import Tokenizer
+
+    from serving.demo_model.tokenizer import split_genes
+
+    assert len(genes) == 765
+    assert split_genes(Tokenizer.from_file(str(DEMO / "tokenizer.json")), genes) == []
+
+
+def test_transformers_loads_the_same_tokenizer(genes):
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(DEMO)
+    raw = Tokenizer.from_file(str(DEMO / "tokenizer.json"))
+    text = (
+        "Cell sentences:\nCell 1:\n"
+        + " ".join(genes[:50])
+        + ".\n.\nThe cell type is: CD14+ Monocyte."
+    )
+    assert hf(text)["input_ids"] == raw.encode(text, add_special_tokens=False).ids
+    assert hf.decode(hf(text)["input_ids"]) == text
+    assert hf.eos_token_id == hf.bos_token_id == 0
+
+
+def test_model_card_reports_the_measured_numbers():
+    metrics = json.loads((DEMO / "metrics.json").read_text())
+    training = json.loads((DEMO / "training.json").read_text())
+    card = (DEMO / "README.md").read_text()
+    assert metrics["held_out_cells"] == training["held_out_cells"] == 140
+    assert f"**{100 * metrics['cell_type_accuracy']:.1f}%**" in card
+    assert f"| majority class | {100 * metrics['baselines']['majority_class']:.1f}% |" in card
+    assert "| majority class | 34.3% |" in card
+    assert f"{100 * metrics['baselines']['logistic_regression']:.1f}%" in card
+    assert set(metrics["tasks"]) == {
+        line.split("`")[1] for line in card.splitlines() if line.startswith("| `")
+    }
+    assert "make demo-model" in card

@@ -1,0 +1,72 @@
+"""The demo's data and examples: the fixed split, labels, and registry-rendered examples."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from serving.demo_model.dataset import TISSUE, describe_cells, gene_set_name, load_demo_data
+from serving.demo_model.examples import TASK_WEIGHTS, ExampleDrawer
+from serving.tasks import default_registry
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_demo_data()
+
+
+def test_split_is_80_20_stratified_with_seed_0(data):
+    assert (len(data.train), len(data.held_out)) == (560, 140)
+    assert not set(data.train) & set(data.held_out)
+    labels = np.asarray(data.labels)
+    held_out = Counter(labels[data.held_out])
+    assert held_out["Dendritic"] == 48 and held_out["CD14+ Monocyte"] == 26
+    majority = np.mean(labels[data.held_out] == "Dendritic")
+    assert round(100 * majority, 1) == 34.3
+
+
+def test_sentences_rank_the_raw_values(data):
+    first = data.sentences[0].split(" ")
+    row = data.expression[0]
+    column = {g: i for i, g in enumerate(data.genes)}
+    values = [row[column[g]] for g in first]
+    assert values == sorted(values, reverse=True) and min(values) > 0
+    assert len(first) == int((row > 0).sum())
+
+
+def test_gene_sets_and_abstracts(data):
+    assert len(data.gene_sets) == 10
+    assert data.gene_sets[gene_set_name("CD56+ NK")][:3] == ("GNLY", "NKG7", "CD7")
+    assert describe_cells(["B", "A", "B"]).endswith("The 3 cells shown are 2 B and 1 A cells")
+    assert TISSUE == "peripheral blood"
+
+
+def test_every_task_draws_valid_inputs_and_answers(data):
+    registry = default_registry()
+    drawer = ExampleDrawer(data, data.train, registry, seed=0)
+    assert set(TASK_WEIGHTS) == set(registry.names) and abs(sum(TASK_WEIGHTS.values()) - 1) < 1e-9
+    for task in registry.names:
+        spec = registry.get(task)
+        for _ in range(5):
+            example = drawer.draw(task)
+            prompt = spec.render_prompt(
+                spec.input_model.model_validate(example.payload), example.template
+            )
+            answer = spec.render_answer(example.answer)
+            assert prompt and answer.endswith(".")
+            # the task's own parser reads the training answer back
+            assert spec.parser(answer, frozenset(data.genes)) is not None
+
+
+def test_examples_are_reproducible(data):
+    registry = default_registry()
+    first = ExampleDrawer(data, data.train, registry, seed=3).draw_mixture(50)
+    second = ExampleDrawer(data, data.train, registry, seed=3).draw_mixture(50)
+    assert first == second
+    held_out = set(data.held_out.tolist())
+    typing = ExampleDrawer(data, data.held_out, registry, seed=0).cell_type_examples(200)
+    assert len(typing) == 140 and all(
+        data.sentences.index(e.payload["cell"]) in held_out for e in typing
+    )
