@@ -181,7 +181,15 @@ def latency_buckets(metrics_text: str, route: str, task: str) -> dict[float, flo
 
 
 def server_p99(before: dict[float, float], after: dict[float, float]) -> float:
-    """The p99 between two histogram snapshots, as the upper bound of its bucket."""
+    """The p99 between two histogram snapshots, interpolated inside its bucket as
+    Prometheus's ``histogram_quantile`` does."""
     counts = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
-    total = counts[math.inf]
-    return next(le for le, n in counts.items() if n >= 0.99 * total)
+    rank = 0.99 * counts[math.inf]
+    lower, below = 0.0, 0.0
+    for le, cumulative in counts.items():
+        if cumulative >= rank:
+            if le == math.inf:
+                return lower
+            return lower + (le - lower) * (rank - below) / max(cumulative - below, 1e-9)
+        lower, below = le, cumulative
+    return math.nan

@@ -127,13 +127,13 @@ def test_past_capacity_the_gateway_sheds_load_and_keeps_latency_bounded(tiny_che
         healthy = httpx.get(f"{url}/health", timeout=10).status_code
     p99 = server_p99(before, after)
     # an admitted request waits behind at most OVERLOAD_INFLIGHT others, each served at
-    # the measured rate: twice that, plus a second, allows for a busy machine
-    bound_s = 2 * OVERLOAD_INFLIGHT / maximum["ok_per_s"] + 1
+    # the measured rate: three times that, plus a second, allows for a busy machine
+    bound_s = 3 * OVERLOAD_INFLIGHT / maximum["ok_per_s"] + 1
     figures = {
         "maximum_ok_per_s": round(maximum["ok_per_s"], 2),
         "offered_per_s": round(outcomes.total / outcomes.seconds, 2),
         "overload": outcomes.summary(),
-        "admitted_p99_server_s": p99,
+        "admitted_p99_server_s": round(p99, 3),
         "admitted_p99_bound_s": round(bound_s, 2),
     }
     save_figures("overload", figures)
