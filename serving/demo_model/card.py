@@ -28,6 +28,15 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+#: measured on this project's 2-core machine when no other job ran (steps 0-50 and
+#: 1400-1600 of the recorded run); the rest of that run shared the cores with load 15-37
+IDLE_NOTE = (
+    "On an idle 2-core machine a step takes about 0.45 s, so training takes about 13 minutes "
+    "and the whole command about 16; the time above includes waiting for other jobs that "
+    "shared the machine."
+)
+
+
 def _sharing(training: dict) -> str:
     """How busy the machine was, when the run recorded it (CPU seconds per wall second)."""
     if "cpu_seconds" not in training:
@@ -107,7 +116,9 @@ non-empty text.
 answer plus {s["prompt_loss_weight"]} x the language-model loss on the prompt, seeds
 {s["data_seed"]} (data) and {s["torch_seed"]} (torch), {s["torch_threads"]} threads.
 Final training loss {training["final_loss"]:.3f}. Time: {minutes:.1f} minutes for data,
-tokenizer and training on a 2-core CPU, plus the evaluation.
+tokenizer and training on a 2-core CPU{_sharing(training)}, plus
+{metrics.get("seconds", 0) / 60:.1f} minutes of evaluation (engine start included).
+{IDLE_NOTE}
 
 Reproduce (from the repository root, in the project's virtual environment):
 

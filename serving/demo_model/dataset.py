@@ -99,7 +99,7 @@ def load_demo_data() -> DemoData:
     """Load pbmc68k_reduced and derive everything the demo trains and evaluates on."""
     import scanpy as sc
 
-    from tokenizer_ext.sentences import cell_sentences
+    from tokenizer_ext import cell_sentences
 
     adata = sc.datasets.pbmc68k_reduced()
     labels = tuple(str(x) for x in adata.obs["bulk_labels"])

@@ -16,7 +16,7 @@ def expression_to_sentence(genes: Sequence[str], values: Sequence[float]) -> str
     ValueError
         If no value is positive, or the values are not valid expression.
     """
-    from tokenizer_ext.sentences import sentence_from_vector
+    from tokenizer_ext import sentence_from_vector
 
     sentence = sentence_from_vector(list(values), list(genes), tie_break="c2s", seed=42)
     if not sentence:
