@@ -11,11 +11,9 @@ from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 
+from serving.config import DEMO_MODEL_DIR
 from serving.errors import InvalidRequest
 from serving.tasks import TaskRegistry, TaskSpec, TemplateError, default_registry
-
-#: the checkpoint shipped in this repository
-DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
 
 
 def describe_field(name: str, field: FieldInfo) -> str:
@@ -62,7 +60,7 @@ def prompt(
     template_index: Annotated[int, typer.Option(help="Prompt variant (0 is the default)")] = 0,
     model: Annotated[
         Path, typer.Option(help="Checkpoint directory whose tokenizer counts the tokens")
-    ] = DEMO_MODEL,
+    ] = DEMO_MODEL_DIR,
     templates: Annotated[
         Path | None,
         typer.Option(help='Template file replacing the task\'s ({"model_input", "response"})'),
