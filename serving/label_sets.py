@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from serving.engine import Completion, GeneratedSequence, GenerationParams
 from serving.errors import ConfigError, InvalidRequest
 from serving.label_scoring import ScoredLabel, score_labels
-from serving.pipeline import BatchItem, Stages, chunked, logprob_token_ids
-from serving.stages import DecodedAnswer, DecodeJob, PreparedPrompt, PromptJob
+from serving.pipeline import BatchItem, Stages, chunked, decode_completions
+from serving.stages import DecodedAnswer, PreparedPrompt, PromptJob
 from serving.tasks.cell_text import cell_blocks
 from serving.tasks.parsers import OutputKind
 from serving.tasks.registry import TaskRegistry
@@ -365,23 +365,17 @@ async def run_labeled_batch(
         answered = await asyncio.gather(
             *(answer_one(j, p) for j, p in zip(chunk_jobs, prompts, strict=True))
         )
-        decode_jobs = [
-            DecodeJob(
-                p.task,
-                out.text,
-                logprob_token_ids(out) if logprob_tokens else (),
-                reconstruct_expression,
-            )
-            for p, (completion, _) in zip(prompts, answered, strict=True)
-            for out in completion.outputs
-        ]
-        decoded = iter(await stages.decode(decode_jobs))
+        completions = [completion for completion, _ in answered]
+        decoded = await decode_completions(
+            stages, prompts, completions, logprob_tokens, reconstruct_expression
+        )
         items = []
-        for job, prompt, (completion, scored) in zip(chunk_jobs, prompts, answered, strict=True):
+        for job, prompt, (completion, scored), parsed in zip(
+            chunk_jobs, prompts, answered, decoded, strict=True
+        ):
             shape = shapes[job.task]
             answers = []
-            for _ in completion.outputs:
-                answer = next(decoded)
+            for answer in parsed:
                 result = answer.result or {}
                 result = (
                     scored_result(shape, result, scored)

@@ -137,6 +137,28 @@ def logprob_token_ids(output: GeneratedSequence | SequenceDelta) -> tuple[int, .
     return tuple(sorted(ids))
 
 
+async def decode_completions(
+    stages: Stages,
+    prompts: Sequence[PreparedPrompt],
+    completions: Sequence[Completion],
+    logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
+) -> list[tuple[DecodedAnswer, ...]]:
+    """Every choice of every completion parsed in one decode call: each prompt's answers."""
+    jobs = [
+        DecodeJob(
+            p.task,
+            out.text,
+            logprob_token_ids(out) if logprob_tokens else (),
+            reconstruct_expression,
+        )
+        for p, c in zip(prompts, completions, strict=True)
+        for out in c.outputs
+    ]
+    answers = iter(await stages.decode(jobs))
+    return [tuple(next(answers) for _ in c.outputs) for c in completions]
+
+
 def chunked(items: Sequence, size: int) -> list[tuple[int, Sequence]]:
     """``(offset, chunk)`` pairs covering ``items`` in order."""
     return [(i, items[i : i + size]) for i in range(0, len(items), size)]
@@ -161,21 +183,10 @@ async def run_batch(
 
     async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
         completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
-        decode_jobs = [
-            DecodeJob(
-                p.task,
-                out.text,
-                logprob_token_ids(out) if logprob_tokens else (),
-                reconstruct_expression,
-            )
-            for p, c in zip(prompts, completions, strict=True)
-            for out in c.outputs
-        ]
-        answers = iter(await stages.decode(decode_jobs))
-        return [
-            BatchItem(p, c, tuple(next(answers) for _ in c.outputs))
-            for p, c in zip(prompts, completions, strict=True)
-        ]
+        answers = await decode_completions(
+            stages, prompts, completions, logprob_tokens, reconstruct_expression
+        )
+        return [BatchItem(p, c, a) for p, c, a in zip(prompts, completions, answers, strict=True)]
 
     answered = await asyncio.gather(*(answer(prompts) for prompts in built))
     return [item for chunk in answered for item in chunk]

@@ -6,7 +6,6 @@ Flags and ``C2S_*`` settings become one `AnnotateConfig` here; everything else h
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,21 +13,26 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from serving.commands.options import (
+    GeneSymbolsColumn,
+    KvCacheGib,
+    Layer,
+    Model,
+    OrganismOption,
+    RayApp,
+    ShowProgress,
+    UseRaw,
+    fail,
+    run_with_progress,
+)
 from serving.config import DEMO_MODEL_DIR
 from serving.engine.config import EngineConfig
-from serving.errors import C2SError
 from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
 from serving.jobs.job import RunResult
-from serving.jobs.progress import NullProgress, RichProgress
 from serving.label_sets import read_label_file
 from serving.settings import C2SSettings
 
-console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+__all__ = ["annotate", "execution_config", "fail", "print_summary", "run_job"]
 
 
 def template_choice(value: str) -> int | str:
@@ -74,11 +78,9 @@ def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
     """Run ``config`` with a progress bar; errors become a message and exit code 2."""
     from serving.jobs.run import annotate
 
-    progress = RichProgress(console) if show_progress else NullProgress()
-    try:
-        return asyncio.run(annotate(config, progress))
-    except C2SError as exc:
-        raise fail(exc.message) from None
+    return run_with_progress(
+        lambda progress: annotate(config, progress), show_progress=show_progress
+    )
 
 
 def print_summary(result: RunResult) -> None:
@@ -106,10 +108,7 @@ def print_summary(result: RunResult) -> None:
 def annotate(
     input_file: Annotated[Path, typer.Argument(help="The .h5ad file to annotate")],
     out: Annotated[Path, typer.Option(help="Output folder (a run there is resumed)")],
-    model: Annotated[
-        str | None,
-        typer.Option(help="Checkpoint directory or Hugging Face id [default: C2S_MODEL, demo]"),
-    ] = None,
+    model: Model = None,
     task: Annotated[
         str, typer.Option(help="cell_type_prediction, or multi_cell_type_prediction (groups)")
     ] = "cell_type_prediction",
@@ -128,15 +127,11 @@ def annotate(
     ray_address: Annotated[
         str | None, typer.Option(help="Use the Serve app on this Ray cluster ('auto': local)")
     ] = None,
-    ray_app: Annotated[str, typer.Option(help="Name of the Ray Serve application")] = "c2s",
-    use_raw: Annotated[bool, typer.Option("--use-raw", help="Read .raw.X")] = False,
-    layer: Annotated[str | None, typer.Option(help="Read this layer instead of X")] = None,
-    gene_symbols_column: Annotated[
-        str | None, typer.Option(help="var column with gene symbols (when var_names are ids)")
-    ] = None,
-    organism: Annotated[
-        str | None, typer.Option(help="'Homo sapiens' or 'Mus musculus' [default: guessed]")
-    ] = None,
+    ray_app: RayApp = "c2s",
+    use_raw: UseRaw = False,
+    layer: Layer = None,
+    gene_symbols_column: GeneSymbolsColumn = None,
+    organism: OrganismOption = None,
     template_index: Annotated[
         str, typer.Option(help="Prompt variant, or 'random' (seeded, per cell)")
     ] = "0",
@@ -153,7 +148,7 @@ def annotate(
     shard_cells: Annotated[int, typer.Option(help="Cells per Parquet shard")] = 256,
     max_inflight: Annotated[int, typer.Option(help="Cells in flight at once")] = 512,
     request_cells: Annotated[int, typer.Option(help="Cells per build/decode call or request")] = 32,
-    kv_cache_gib: Annotated[int, typer.Option(help="KV cache of the CPU engine, GiB")] = 2,
+    kv_cache_gib: KvCacheGib = 2,
     compile_graph: Annotated[
         bool,
         typer.Option("--compile", help="torch.compile the engine (slow start, for long runs)"),
@@ -175,7 +170,7 @@ def annotate(
     top_k_labels: Annotated[
         int, typer.Option(help="Scored mode: labels kept per cell in the Parquet rows")
     ] = 5,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+    progress: ShowProgress = True,
 ) -> None:
     """Annotate every cell of an .h5ad file: Parquet shards, annotated.h5ad, report.json."""
     try:

@@ -5,7 +5,6 @@ Flags become one `EmbedConfig` here; everything else happens in `serving.jobs.em
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -13,32 +12,26 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from serving.commands.annotate import _first_message, execution_config, fail
-from serving.errors import C2SError
-from serving.jobs.embed import EmbedConfig, EmbedResult
-from serving.jobs.progress import NullProgress, RichProgress
-
-console = Console(stderr=True)
-
-
-def run_embed(config: EmbedConfig, *, show_progress: bool = True) -> EmbedResult:
-    """Run ``config`` with a progress bar; errors become a message and exit code 2."""
-    from serving.jobs.embed import embed
-
-    progress = RichProgress(console) if show_progress else NullProgress()
-    try:
-        return asyncio.run(embed(config, progress))
-    except C2SError as exc:
-        raise fail(exc.message) from None
+from serving.commands.annotate import _first_message, execution_config
+from serving.commands.options import (
+    GeneSymbolsColumn,
+    KvCacheGib,
+    Layer,
+    Model,
+    OrganismOption,
+    RayApp,
+    ShowProgress,
+    UseRaw,
+    fail,
+    run_with_progress,
+)
+from serving.jobs.embed import EmbedConfig
 
 
 def embed(
     input_file: Annotated[Path, typer.Argument(help="The .h5ad file whose cells to embed")],
     out: Annotated[Path, typer.Option(help="The .h5ad to write (the input plus obsm)")],
-    model: Annotated[
-        str | None,
-        typer.Option(help="Checkpoint directory or Hugging Face id [default: C2S_MODEL, demo]"),
-    ] = None,
+    model: Model = None,
     n_genes: Annotated[int, typer.Option(help="Genes per cell in the embedded prompt")] = 200,
     template_index: Annotated[int, typer.Option(help="Cell type prompt variant")] = 0,
     key_added: Annotated[str, typer.Option(help="obsm key of the embeddings")] = "X_c2s",
@@ -46,23 +39,21 @@ def embed(
         str | None,
         typer.Option(help="Use the Serve app (with an Embedder) on this Ray cluster ('auto')"),
     ] = None,
-    ray_app: Annotated[str, typer.Option(help="Name of the Ray Serve application")] = "c2s",
-    use_raw: Annotated[bool, typer.Option("--use-raw", help="Read .raw.X")] = False,
-    layer: Annotated[str | None, typer.Option(help="Read this layer instead of X")] = None,
-    gene_symbols_column: Annotated[
-        str | None, typer.Option(help="var column with gene symbols (when var_names are ids)")
-    ] = None,
-    organism: Annotated[
-        str | None, typer.Option(help="'Homo sapiens' or 'Mus musculus' [default: guessed]")
-    ] = None,
+    ray_app: RayApp = "c2s",
+    use_raw: UseRaw = False,
+    layer: Layer = None,
+    gene_symbols_column: GeneSymbolsColumn = None,
+    organism: OrganismOption = None,
     skip_empty_cells: Annotated[
         bool, typer.Option("--skip-empty-cells", help="Give empty cells a row of NaN")
     ] = False,
     request_cells: Annotated[int, typer.Option(help="Cells per build/embed call")] = 32,
-    kv_cache_gib: Annotated[int, typer.Option(help="KV cache of the CPU engine, GiB")] = 2,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+    kv_cache_gib: KvCacheGib = 2,
+    progress: ShowProgress = True,
 ) -> None:
     """Embed every cell of an .h5ad file (mean last hidden state of its C2S prompt)."""
+    from serving.jobs.embed import embed as run
+
     try:
         execution = execution_config(
             model=model,
@@ -86,7 +77,7 @@ def embed(
         )
     except ValidationError as exc:
         raise fail(_first_message(exc)) from None
-    result = run_embed(config, show_progress=progress)
+    result = run_with_progress(lambda listener: run(config, listener), show_progress=progress)
     summary = result.summary
     Console().print(
         f"[bold]{summary['n_cells']}[/bold] cells embedded ({summary['dimensions']} dimensions) "
