@@ -53,10 +53,14 @@ def execution_config(
     engine_options: dict[str, Any],
     execution_options: dict[str, Any],
 ) -> ExecutionConfig:
-    """The execution mode the flags ask for: endpoint, Ray Serve, else in-process."""
+    """The execution mode the flags ask for: endpoint, Ray Serve, else in-process.
+
+    A remote model's tokenizer (for sizing groups) is the ``--model`` directory when one is
+    named; the demo checkpoint is the default of in-process runs only.
+    """
     settings = C2SSettings()
-    model = model or settings.model or str(DEMO_MODEL_DIR)
-    model_dir = Path(model) if Path(model).is_dir() else None
+    named = model or settings.model
+    model_dir = Path(named) if named and Path(named).is_dir() else None
     if endpoint:
         return ExecutionConfig(
             mode="endpoint",
@@ -70,8 +74,8 @@ def execution_config(
             mode="ray", ray_address=ray_address, model_dir=model_dir, **execution_options
         )
     # an offline job owns the machine: bind the engine's threads to every core
-    engine = EngineConfig(model=model, cpu_cores="all", **engine_options)
-    return ExecutionConfig(mode="local", engine=engine, model_dir=model_dir, **execution_options)
+    engine = EngineConfig(model=named or str(DEMO_MODEL_DIR), cpu_cores="all", **engine_options)
+    return ExecutionConfig(mode="local", engine=engine, **execution_options)
 
 
 def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:

@@ -43,3 +43,20 @@ def test_demo_without_the_checkpoint_says_how_to_build_it(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--model", str(tmp_path / "m")])
     assert result.exit_code == 2
     assert "make demo-model" in result.output
+
+
+def test_execution_modes_from_flags(tmp_path, monkeypatch):
+    from serving.commands.annotate import execution_config
+    from serving.config import DEMO_MODEL_DIR
+
+    monkeypatch.delenv("C2S_MODEL", raising=False)
+    monkeypatch.setenv("C2S_API_KEY", "secret")
+    common = {"engine_options": {}, "execution_options": {}}
+    remote = execution_config(model=None, endpoint="http://gw:8000", ray_address=None, **common)
+    assert remote.mode == "endpoint" and remote.api_key.get_secret_value() == "secret"
+    assert remote.tokenizer_dir is None  # the demo's tokenizer would size remote groups wrong
+    named = execution_config(model=str(tmp_path), endpoint=None, ray_address="auto", **common)
+    assert named.mode == "ray" and named.tokenizer_dir == tmp_path
+    local = execution_config(model=None, endpoint=None, ray_address=None, **common)
+    assert local.mode == "local" and local.engine.model == str(DEMO_MODEL_DIR)
+    assert local.engine.cpu_cores == "all"
