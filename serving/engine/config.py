@@ -38,6 +38,12 @@ class EngineConfig(BaseModel):
     enforce_eager
         Skip torch.compile. Compilation of the CPU graph can take many minutes, so tests,
         demos and servers that must start fast keep this on; long bulk jobs may turn it off.
+    enable_chunked_prefill
+        ``None`` (auto) turns it on, except on the CPU build: there a request with a
+        per-request ``seed`` kills the engine ("CPU Generator does not use offset") when
+        its prompt is prefilled in chunks, so whole prompts are prefilled in one step
+        (the step budget becomes ``max_model_len``). Forced on for the CPU build, seeded
+        requests are refused rather than crash the engine.
     warmup_prompt_tokens
         Length of the warm-up request sent at start. The bf16 CPU build dies on a first
         request of 1-3 tokens; a first request of at least 6 tokens avoids it.
@@ -62,13 +68,19 @@ class EngineConfig(BaseModel):
     cpu_threads_bind: str | None = None
     enforce_eager: bool = True
     enable_prefix_caching: bool = True
-    enable_chunked_prefill: bool = True
+    enable_chunked_prefill: bool | None = None
     max_num_seqs: int = Field(default=256, ge=1)
     max_num_batched_tokens: int | None = Field(default=None, ge=16)
     seed: int = 0
     warmup_prompt_tokens: int = Field(default=8, ge=6)
     served_model_name: str | None = None
     block_size: int | None = Field(default=None, ge=8, le=512)
+
+    def chunked_prefill(self, on_cpu: bool) -> bool:
+        """Whether chunked prefill is on for this platform (see the attribute's notes)."""
+        if self.enable_chunked_prefill is None:
+            return not on_cpu
+        return self.enable_chunked_prefill
 
     @property
     def tokenizer_path(self) -> str:

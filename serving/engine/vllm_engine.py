@@ -166,6 +166,9 @@ class _StartedLlm:
         self.config = config
         self._llm = llm
         self._limits = limits
+        on_cpu = current_platform.is_cpu()
+        #: the CPU build dies on a seeded request whose prompt is prefilled in chunks
+        self._seeds_crash = on_cpu and config.chunked_prefill(on_cpu)
 
     @property
     def limits(self) -> EngineLimits:
@@ -220,6 +223,13 @@ class VllmEngine(_StartedLlm):
         await self.complete(prompt, GenerationParams.greedy(max_tokens=2))
 
     def _check_params(self, params: GenerationParams) -> None:
+        if params.seed is not None and self._seeds_crash:
+            raise InvalidRequest(
+                "Per-request seeds are unavailable on this engine: the CPU build with "
+                "chunked prefill crashes on them. Omit 'seed', or start the engine with "
+                "enable_chunked_prefill unset (auto) or false.",
+                param="seed",
+            )
         vocab = self._limits.vocab_size
         if params.logprob_token_ids and max(params.logprob_token_ids) >= vocab:
             raise InvalidRequest(

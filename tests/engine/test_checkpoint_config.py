@@ -86,3 +86,11 @@ def test_sampling_params_mapping_clamps_to_the_room_left():
 def test_several_greedy_choices_are_refused_with_a_reason():
     with pytest.raises(ValidationError, match="temperature > 0 or n=1"):
         GenerationParams(n=2, temperature=0.0)
+
+
+def test_chunked_prefill_is_off_by_default_only_on_cpu():
+    auto = EngineConfig(model="m")
+    assert auto.chunked_prefill(on_cpu=True) is False
+    assert auto.chunked_prefill(on_cpu=False) is True
+    forced = EngineConfig(model="m", enable_chunked_prefill=True)
+    assert forced.chunked_prefill(on_cpu=True) is True

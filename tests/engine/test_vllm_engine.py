@@ -138,3 +138,14 @@ async def test_stop_strings_end_the_output(engine):
     )
     assert cut not in stopped.outputs[0].text
     assert stopped.outputs[0].finish_reason == "stop"
+
+
+async def test_a_seeded_long_prompt_is_served_and_the_engine_survives(engine):
+    # On the CPU build a seeded request dies when its prompt is prefilled in chunks, so
+    # the adapter prefills whole prompts there (enable_chunked_prefill auto).
+    prompt = [1000 + i for i in range(7000)]
+    params = GenerationParams(max_tokens=4, seed=3, temperature=1.0, ignore_eos=True)
+    first = await engine.complete(prompt, params)
+    again = await engine.complete(prompt, params)
+    assert first.outputs[0].token_ids == again.outputs[0].token_ids
+    await engine.health()
