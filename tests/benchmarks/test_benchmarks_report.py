@@ -1,0 +1,138 @@
+"""The BENCHMARKS.md generator on fixture JSON: tables, ratios and goals (no timing)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks.goals import evaluate
+from benchmarks.report import load_results, write_report
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[str, list[Path], Path]:
+    results = tmp_path_factory.mktemp("results")
+    for fixture in FIXTURES.glob("*.json"):
+        shutil.copy(fixture, results)
+    out = results.parent / "BENCHMARKS.md"
+    plots = write_report(results, out)
+    return out.read_text(), plots, results
+
+
+def row(text: str, first_cell: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first_cell`` (the first such row)."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row {first_cell!r}")
+
+
+def section(text: str, heading: str) -> str:
+    """From ``heading`` to the next heading of the same or a higher level."""
+    start = text.index(heading)
+    level = "\n" + "#" * max(1, len(heading) - len(heading.lstrip("#"))) + " "
+    ends = [text.find(m, start + len(heading)) for m in ("\n## ", level)]
+    ends = [e for e in ends if e != -1]
+    return text[start : min(ends) if ends else None]
+
+
+def test_goals_table_holds_the_measured_ratios_and_their_status(report):
+    text, _, _ = report
+    goals = section(text, "## Goals")
+    assert row(goals, "Prediction: the bulk path vs C2S's path")[1:4] == [
+        ">= 3x",
+        "4.50 x",
+        "**met**",
+    ]
+    assert row(goals, "Prediction: the bulk path vs batched HF")[2:4] == ["1.50 x", "**missed**"]
+    assert row(goals, "Generation: the bulk path vs C2S's path")[2:4] == ["48.00 x", "**met**"]
+    assert row(goals, "Generation: the bulk path vs batched HF")[2:4] == ["9.60 x", "**met**"]
+    # 0.45 cells/s x 450 GFLOP / 0.4 TFLOP/s
+    peak = row(goals, "Cell type prediction: the bulk path reaches 60% of the bf16 matmul peak")
+    assert peak[2:4] == ["50.60 % of peak", "**missed**"]
+    assert row(goals, "Prediction: the gateway under load vs raw vLLM")[2:4] == [
+        "0.80 x",
+        "**missed**",
+    ]
+    assert row(goals, "TTFT p99 at 80% of peak throughput vs idle TTFT")[2:4] == [
+        "3.00 x",
+        "**missed**",
+    ]
+    starts = row(goals, "Engine cold- and warm-start time for every configuration benchmarked")
+    assert starts[2:4] == ["5 of 5 configurations", "**met**"]
+
+
+def test_missed_goals_are_explained_and_met_ones_are_not(report):
+    text, _, _ = report
+    why = section(text, "## Why goals were missed")
+    assert "**Prediction: the bulk path vs batched HF**" in why
+    assert "GEMM (oneDNN matmul) 60%" in why  # from the profile suite
+    assert "p99 TTFT was 2,400 ms" in why
+    assert "**Generation: the bulk path vs C2S's path**" not in why
+
+
+def test_peers_table_rows_are_medians_with_ratios_against_the_peers(report):
+    text, _, _ = report
+    prediction = section(text, "#### pythia-410m-random: prediction")
+    bulk = row(prediction, "(d) our bulk job (in process), cpu_cores=all")
+    # cells/s, output tok/s, total tok/s, vs (a), vs (b), vs (c) same setting, % of peak
+    assert bulk[1:8] == ["0.450", "7.2", "331.2", "4.50", "1.50", "0.90", "50.6"]
+    gateway = row(prediction, "(e) our gateway (c2s serve) under load, cpu_cores=server")
+    assert gateway[6] == "0.80"
+    assert (
+        row(prediction, "(b) HF generate, batched (best swept batch size)")[-1] == "3 batch size 4"
+    )
+    assert "FLOPs per cell 450.0 GFLOP (prefill 440.0, decode 10.0)" in prediction
+    assert "batch 2: 0.200 cells/s, batch 4: 0.300 cells/s" in prediction
+    starts = section(text, "Engine starts on `pythia-410m-random`")
+    assert row(starts, "gateway (c2s serve), cpu_cores=all")[1:] == [
+        "60.0", "—", "45.0", "—"
+    ]  # fmt: skip
+    engine = row(starts, "vLLM engine, cpu_cores=all (cold: (c)'s start, warm: (d)'s)")
+    assert engine[1:] == ["40.0", "30.0", "20.0", "15.0"]
+
+
+def test_load_test_tables_show_latency_percentiles_knee_and_errors(report):
+    text, _, _ = report
+    load = section(text, "## Load test")
+    assert row(load, "1 (idle)")[4] == "800 / 1,200"
+    assert row(load, "8")[1:4] == ["16", "2.100", "33.6"]
+    assert "**Knee**: 4 users, 2.000 req/s at p50 E2E 2,000 ms" in load
+    assert row(load, "1.680")[1:4] == ["80%", "8", "1.646"]
+    assert row(load, "poisson_80pct_of_peak")[1:5] == ["16", "0", "1.700", "27.2"]
+
+
+def test_long_prompts_tokenizer_and_machine_sections(report):
+    text, _, _ = report
+    long_prompts = section(text, "## Long prompts")
+    # 0.05 prompts/s x 5.01 TFLOP / 0.4 TFLOP/s
+    assert row(long_prompts, "20 cells x 100 genes")[1:] == [
+        "6,500-6,700", "5.01", "20.00", "21.00", "2 in 40.0 s", "0.050", "330", "62.6"
+    ]  # fmt: skip
+    tokenizer = section(text, "## Prompt construction")
+    assert row(tokenizer, "ours_stable_ids_lists")[1:4] == ["50,000", "20.0", "50.0"]
+    machine = section(text, "## Machine")
+    assert row(machine, "Test EPYC")[1:5] == ["2", "24.0 GiB", "yes", "no"]
+    assert "Skipped `demo`" in text
+
+
+def test_a_plot_per_suite_and_goals_from_json_only(report):
+    _, plots, results = report
+    assert sorted(p.name for p in plots) == [
+        "loadtest.png", "long_prompts.png", "peers.png", "profile.png", "tokenizer.png"
+    ]  # fmt: skip
+    assert all(p.stat().st_size > 1000 for p in plots)
+    goals = {g["key"]: g for g in evaluate(load_results(results))}
+    assert goals["generation_bulk_vs_vllm_all"]["measured"] == 0.96
+    assert goals["generation_bulk_vs_vllm_all"]["met"] is True
+
+
+def test_an_empty_results_folder_gives_a_stub(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    assert write_report(tmp_path, out) == []
+    assert "No results yet" in out.read_text()
