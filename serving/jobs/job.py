@@ -216,12 +216,19 @@ class AnnotationJob:
         committed = set(done)
         chunks = iter_cell_chunks(self.config, source.vocabulary)
 
+        writing = asyncio.Lock()
+
+        def commit(index: int, rows: list) -> None:
+            store.commit(index, rows_to_table(rows))
+            committed.add(index)
+            store.record_progress(committed, plan)
+
         async def answer(ready: ReadyShard) -> None:
             try:
                 rows = await answerer.answer(ready)
-                store.commit(ready.shard.index, rows_to_table(rows))
-                committed.add(ready.shard.index)
-                store.record_progress(committed, plan)
+                # fsyncs in a thread, one commit at a time: the loop keeps feeding the engine
+                async with writing:
+                    await asyncio.to_thread(commit, ready.shard.index, rows)
                 self.progress.advance(ready.shard.n_cells)
             finally:
                 await inflight.release(ready.shard.n_cells)

@@ -8,6 +8,7 @@ requests and the parsing are the server's own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,15 @@ class StagesRunner:
             PromptJob(task=task, inputs=payload, template=int(template))
             for payload, template in zip(inputs, templates, strict=True)
         ]
+        size = self.request_cells
+        # each chunk reaches the engine as soon as it is built, rather than after the whole
+        # batch: the engine starts on a shard's first cells while the rest are being built
+        parts = await asyncio.gather(
+            *(self._run_part(jobs[i : i + size], label_set) for i in range(0, len(jobs), size))
+        )
+        return [answer for part in parts for answer in part]
+
+    async def _run_part(self, jobs: list[PromptJob], label_set: LabelSet | None) -> list[Answer]:
         if label_set is not None:
             items = await run_labeled_batch(
                 self.stages,
