@@ -53,10 +53,10 @@ FULL = PeersPlan(
         ),
         "pythia-410m-random": CheckpointPlan(
             cells={
-                "prediction": CellPlan(8, 3, 2, 8),
+                "prediction": CellPlan(8, 3, 2, 6),
                 "generation": CellPlan(4, 3, 1, 2),
             },
-            batch_sizes={"prediction": [2, 4, 8], "generation": [2, 4]},
+            batch_sizes={"prediction": [4, 8], "generation": [2, 4]},
             gateway_settings=("server",),
         ),
     }

@@ -691,6 +691,36 @@ def tokenizer_section(tokenizer: dict) -> list[str]:
     return lines
 
 
+def bulk_section(bulk: dict) -> list[str]:
+    """``benchmarks/bulk_bench.py``'s result (another harness): the bulk job vs raw vLLM."""
+    lines = [
+        "## Bulk job vs raw vLLM on the same engine (bulk_bench)",
+        "",
+        f"From `benchmarks/bulk_bench.py` (its own harness; `{bulk.get('command')}`): "
+        f"{bulk.get('benchmark', '')}; {bulk.get('repeats', '—')} repeats, goal "
+        f"{bulk.get('goal', '—')}.",
+        "",
+    ]
+    rows = []
+    for name, w in (bulk.get("workloads") or {}).items():
+        rows.append(
+            [
+                name,
+                w.get("cells"),
+                fmt(w.get("mean_prompt_tokens"), 1),
+                fmt((w.get("raw") or {}).get("cells_per_s"), 3),
+                fmt((w.get("bulk_pipeline") or {}).get("cells_per_s"), 3),
+                fmt((w.get("bulk_end_to_end") or {}).get("cells_per_s"), 3),
+                fmt(w.get("ratio_pipeline")),
+                fmt(w.get("median_paired_ratio_pipeline")),
+                fmt(w.get("ratio_end_to_end")),
+            ]
+        )
+    header = ["workload", "cells", "prompt tokens", "raw cells/s", "bulk cells/s"]
+    header += ["bulk end-to-end cells/s", "ratio", "paired ratio (median)", "ratio end-to-end"]
+    return lines + table(header, rows)
+
+
 def other_section(name: str, data: dict) -> list[str]:
     """A suite written by another harness whose layout this report does not know."""
     lines = [
@@ -776,8 +806,10 @@ def render(
         lines += profile_section(results["profile"])
     if "tokenizer" in results:
         lines += tokenizer_section(results["tokenizer"])
+    if "bulk" in results:
+        lines += bulk_section(results["bulk"])
     for name in results:
-        if name not in ("peers", "loadtest", "long_prompts", "profile", "tokenizer"):
+        if name not in ("peers", "loadtest", "long_prompts", "profile", "tokenizer", "bulk"):
             lines += other_section(name, results[name])
     lines += plots_section(plots, md_dir)
     lines += commands_section(results)
