@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
+from serving.config import StrictModel
 from serving.engine.config import EngineConfig
 from serving.label_sets import LabelMode, LabelSet
 from serving.tasks.inputs import DEFAULT_GENES_MULTI, DEFAULT_GENES_SINGLE, MAX_GENES, Organism
@@ -19,10 +20,6 @@ from serving.tasks.inputs import DEFAULT_GENES_MULTI, DEFAULT_GENES_SINGLE, MAX_
 BulkTask = Literal["cell_type_prediction", "multi_cell_type_prediction"]
 ExecutionMode = Literal["local", "ray", "endpoint"]
 TieBreak = Literal["c2s", "stable"]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ExecutionConfig(StrictModel):
