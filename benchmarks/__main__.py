@@ -33,6 +33,16 @@ def run_tokenizer(options: SuiteOptions) -> None:
     subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
+def run_label_scoring(options: SuiteOptions) -> None:
+    """Issue 10's label-scoring cost benchmark (its own CLI), run in a child process."""
+    args = ["--out", str(options.results_dir / "label_scoring.json")]
+    if options.quick:
+        args += ["--quick", "--shape", "TINY", "--cells", "1", "--batch", "2"]
+    command = [sys.executable, "-m", "benchmarks.label_scoring_bench", *args]
+    log(f"label_scoring: {' '.join(command[1:])}")
+    subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
 def _suites() -> dict:
     from benchmarks import loadtest, long_prompts, peers, profiling
 
@@ -41,13 +51,14 @@ def _suites() -> dict:
         "loadtest": loadtest.run,
         "long_prompts": long_prompts.run,
         "profile": profiling.run,
+        "label_scoring": run_label_scoring,
         "tokenizer": run_tokenizer,
     }
 
 
 #: what ``run`` runs without --suite. The tokenizer suite's committed result belongs to
 #: its own harness, so a full run only reads it; ``--suite tokenizer`` reruns it.
-DEFAULT_SUITES = ("peers", "loadtest", "long_prompts", "profile")
+DEFAULT_SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring")
 QUICK_SUITES = (*DEFAULT_SUITES, "tokenizer")
 
 

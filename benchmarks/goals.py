@@ -136,8 +136,36 @@ def start_goals(peers: dict | None, loadtest: dict | None) -> list[Goal]:
     ]
 
 
+def label_scoring_goals(scoring: dict | None) -> list[Goal]:
+    """Issue 10: scoring K = 10 labels costs at most 1.5x one greedy prediction, as a
+    caller waits (one cell) and as a bulk job pays (a batch of cells)."""
+    summary = (scoring or {}).get("summary") or {}
+    target = summary.get("goal_k10_at_most", 1.5)
+    block = summary.get("best_block_size")
+    goals = []
+    for key, text, value, compared in (
+        (
+            "label_scoring_latency",
+            "Label scoring: K = 10 labels vs one greedy prediction, one cell",
+            summary.get("k10_latency_ratio"),
+            f"median seconds per cell, prefix caching on, {block}-token KV blocks",
+        ),
+        (
+            "label_scoring_throughput",
+            "Label scoring: K = 10 labels vs one greedy prediction, a batch of cells",
+            summary.get("k10_throughput_cost_ratio"),
+            f"greedy cells/s / scored cells/s, prefix caching on, {block}-token KV blocks",
+        ),
+    ):
+        goals.append(
+            Goal(key, text, f"<= {target:g}x", value, "x", _at_most(value, target), compared)
+        )
+    return goals
+
+
 def evaluate(results: dict[str, dict]) -> list[dict]:
     """Every goal, from the suites' results keyed by suite name."""
     peers, loadtest = results.get("peers"), results.get("loadtest")
     goals = [*peers_goals(peers), *loadtest_goals(loadtest), *start_goals(peers, loadtest)]
+    goals += label_scoring_goals(results.get("label_scoring"))
     return [g.to_json() for g in goals]

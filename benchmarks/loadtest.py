@@ -23,13 +23,19 @@ import sys
 import time
 from dataclasses import dataclass
 
-from benchmarks.checkpoints import WORK_DIR, Checkpoint, random_checkpoint
+from benchmarks.checkpoints import WORK_DIR, Checkpoint
 from benchmarks.gateway_process import GatewayFailed, GatewayProcess
 from benchmarks.load_client import closed_loop, open_loop, openai_client, summarise
 from benchmarks.machine import REPO_ROOT
 from benchmarks.paths.gateway_load import BASE_MODEL, task_request
 from benchmarks.stats import ratio
-from benchmarks.suite import SuiteOptions, finish_record, log, start_record
+from benchmarks.suite import (
+    SuiteOptions,
+    finish_record,
+    log,
+    random_checkpoint_or_skip,
+    start_record,
+)
 from benchmarks.workload import WORKLOADS, pbmc_cells, task_inputs
 
 #: the goal: TTFT p99 at this fraction of peak throughput ...
@@ -240,12 +246,9 @@ def run(options: SuiteOptions) -> dict:
     plan = QUICK if options.quick else FULL
     record = start_record("loadtest", options)
     record["plan"] = plan.__dict__
-    checkpoint, reason = random_checkpoint(plan.checkpoint)
+    checkpoint = random_checkpoint_or_skip(record, options, plan.checkpoint)
     if checkpoint is None:
-        record["skipped"] = reason
-        finish_record(record, options)
         return record
-    record["checkpoint"] = checkpoint.to_json()
     source = RequestSource()
     name = f"loadtest-{checkpoint.name}"
     try:

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.checkpoints import random_checkpoint
 from benchmarks.child_process import ChildFailed, run_child
 from benchmarks.flops import request_flops
-from benchmarks.suite import SuiteOptions, finish_record, log, start_record
+from benchmarks.suite import (
+    SuiteOptions,
+    finish_record,
+    log,
+    random_checkpoint_or_skip,
+    start_record,
+)
 from benchmarks.workload import padded_sentence, panel_genes, pbmc_cells
 
 TASK = "tissue_prediction"
@@ -57,12 +62,9 @@ def build_prompts(checkpoint_dir, plan: LongPlan) -> dict:
 def run(options: SuiteOptions) -> dict:
     plan = QUICK if options.quick else FULL
     record = start_record("long_prompts", options)
-    checkpoint, reason = random_checkpoint(plan.checkpoint)
+    checkpoint = random_checkpoint_or_skip(record, options, plan.checkpoint)
     if checkpoint is None:
-        record["skipped"] = reason
-        finish_record(record, options)
         return record
-    record["checkpoint"] = checkpoint.to_json()
     record["task"] = TASK
     log("long_prompts: building prompts")
     prompts = build_prompts(checkpoint.path, plan)

@@ -18,6 +18,15 @@ SHORT = {
 }
 
 
+def _save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return out
+
+
 def _pyplot():
     import matplotlib
 
@@ -47,10 +56,7 @@ def plot_peers(peers: dict, out: Path) -> Path | None:
         ax.set_yscale("log")
         ax.set_title(f"{ckpt}\n{name}", fontsize=9)
         ax.set_ylabel("cells/s (median)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_loadtest(loadtest: dict, out: Path) -> Path | None:
@@ -98,10 +104,7 @@ def plot_loadtest(loadtest: dict, out: Path) -> Path | None:
     right.set_yscale("log")
     right.set_title("open loop: TTFT vs offered load", fontsize=9)
     right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_long_prompts(long_prompts: dict, out: Path) -> Path | None:
@@ -126,10 +129,7 @@ def plot_long_prompts(long_prompts: dict, out: Path) -> Path | None:
     ax.set_xticks(range(len(names)), [f"{n} cells x genes" for n in names])
     ax.set_ylabel("seconds (median, one request alone)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_profile(profile: dict, out: Path) -> Path | None:
@@ -151,10 +151,7 @@ def plot_profile(profile: dict, out: Path) -> Path | None:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
     ax.set_xlabel("share of busy samples (py-spy)")
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_tokenizer(tokenizer: dict, out: Path) -> Path | None:
@@ -171,10 +168,35 @@ def plot_tokenizer(tokenizer: dict, out: Path) -> Path | None:
     ax.barh([r[0] for r in rows], [r[1] for r in rows])
     ax.set_xscale("log")
     ax.set_xlabel("cells/s (prompt ids, one core)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
+
+
+def plot_label_scoring(scoring: dict, out: Path) -> Path | None:
+    settings = scoring.get("settings") or []
+    if not settings:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = [
+        f"block {s['block_size']}" + ("" if s["prefix_caching"] else "\nno prefix cache")
+        for s in settings
+    ]
+    width = 0.25
+    for i, key in enumerate(("scored_k10", "scored_k50")):
+        values = [s.get(key, {}).get("ratio_to_greedy") or 0 for s in settings]
+        ax.bar([x + i * width for x in range(len(settings))], values, width, label=key)
+    ax.axhline(
+        scoring.get("summary", {}).get("goal_k10_at_most", 1.5),
+        color="k",
+        ls="--",
+        lw=0.8,
+        label="goal for K = 10",
+    )
+    ax.set_xticks([x + width / 2 for x in range(len(settings))], names, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("latency / one greedy prediction")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
 
 
 PLOTTERS = {
@@ -183,6 +205,7 @@ PLOTTERS = {
     "long_prompts": plot_long_prompts,
     "profile": plot_profile,
     "tokenizer": plot_tokenizer,
+    "label_scoring": plot_label_scoring,
 }
 
 

@@ -23,11 +23,17 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.checkpoints import WORK_DIR, random_checkpoint
+from benchmarks.checkpoints import WORK_DIR
 from benchmarks.child_process import last_json_line
 from benchmarks.machine import REPO_ROOT
 from benchmarks.paths.child import LAUNCHED_AT_ENV
-from benchmarks.suite import SuiteOptions, finish_record, log, start_record
+from benchmarks.suite import (
+    SuiteOptions,
+    finish_record,
+    log,
+    random_checkpoint_or_skip,
+    start_record,
+)
 from benchmarks.workload import CellPlan, build_workload, pbmc_cells, write_json
 
 RATE = 20
@@ -160,12 +166,9 @@ def profile_bulk(checkpoint, workload_file: Path, workload: str) -> dict:
 def run(options: SuiteOptions) -> dict:
     record = start_record("profile", options)
     shape = "TINY" if options.quick else "PYTHIA_410M"
-    checkpoint, reason = random_checkpoint(shape)
+    checkpoint = random_checkpoint_or_skip(record, options, shape)
     if checkpoint is None:
-        record["skipped"] = reason
-        finish_record(record, options)
         return record
-    record["checkpoint"] = checkpoint.to_json()
     record["rate_hz"] = RATE
     plans = (
         {"prediction": CellPlan(4, 1, 1, 0), "generation": CellPlan(2, 1, 1, 0)}

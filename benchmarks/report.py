@@ -15,7 +15,7 @@ from benchmarks.peers import PATHS, STARTS
 from benchmarks.plots import write_plots
 
 #: the suites this report knows, in report order (others' files are shown when present)
-SUITES = ("peers", "loadtest", "long_prompts", "profile", "tokenizer", "bulk")
+SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring", "tokenizer", "bulk")
 SAME_SETTING_VLLM = {
     "d_bulk_server": "c_vllm_offline_server",
     "d_bulk_all": "c_vllm_offline_all",
@@ -126,7 +126,8 @@ def goals_section(goals: list[dict], results: dict[str, dict]) -> list[str]:
     lines = [
         "## Goals",
         "",
-        f"From issue 7, evaluated on the `{checkpoint}` checkpoint in this run. "
+        f"From issue 7 (and issue 10's label scoring), evaluated on the `{checkpoint}` "
+        "checkpoint in this run. "
         '(d) is our bulk path with `cpu_cores="all"`, (e) our gateway with the server '
         "default; each is compared with raw vLLM at the same thread setting.",
         "",
@@ -190,6 +191,8 @@ def explain(goal: dict, results: dict, profile: dict) -> list[str]:
             "on average at 80% load), before any overhead of ours."
         )
         return out
+    if goal["key"].startswith("label_scoring"):
+        return label_scoring_explanation(results.get("label_scoring", {}))
     if goal["key"] == "starts_reported":
         return ["Some configuration's cold or warm start is missing: see the errors in peers."]
     if "gateway" in goal["key"]:
@@ -655,6 +658,62 @@ def profile_section(profile: dict) -> list[str]:
     return lines
 
 
+def label_scoring_explanation(scoring: dict) -> list[str]:
+    """Where scoring's extra work comes from, in prefill tokens (a load-free measure)."""
+    best = scoring.get("summary", {}).get("best_block_size")
+    setting = next(
+        (s for s in scoring.get("settings", []) if s["prefix_caching"] and s["block_size"] == best),
+        {},
+    )
+    k10 = setting.get("scored_k10", {})
+    return [
+        f"Scoring K = 10 labels sends {fmt(k10.get('engine_requests_per_cell'))} requests "
+        f"per cell (one per token-trie node) and prefills "
+        f"{fmt(k10.get('prefill_tokens_ratio_to_greedy'))}x the greedy prediction's tokens "
+        f"({fmt(k10.get('prefill_tokens_per_cell'), 0)} vs "
+        f"{fmt(setting.get('greedy_prefill_tokens'), 0)}): prefix caching shares whole "
+        f"{best}-token KV blocks only, so every node request recomputes the prompt's last "
+        "partial block and its answer prefix. The greedy prediction instead decodes "
+        f"{fmt(setting.get('greedy_output_tokens'))} tokens, which a batch of cells shares; "
+        "the scored requests are all prefill, which it does not."
+    ]
+
+
+def label_scoring_section(scoring: dict) -> list[str]:
+    """Issue 10's benchmark: what scoring a label set costs against one greedy prediction."""
+    workload = scoring.get("workload", {})
+    lines = [
+        "## Label scoring: K labels vs one greedy prediction",
+        "",
+        f"From `benchmarks/label_scoring_bench.py` (`{scoring.get('command')}`) on "
+        f"`{scoring.get('checkpoint', {}).get('name')}`: {workload.get('prompt')}; greedy: "
+        f"{workload.get('greedy')}; scored: {workload.get('scored')}. Latency is one cell at a "
+        "time (median seconds); throughput a batch of cells at once. Each row is its own "
+        "engine.",
+        "",
+    ]
+    rows = []
+    for s in scoring.get("settings", []):
+        k10, k50 = s.get("scored_k10", {}), s.get("scored_k50", {})
+        rows.append(
+            [
+                "on" if s["prefix_caching"] else "off",
+                s["block_size"],
+                fmt(s.get("greedy_s"), 2),
+                fmt(k10.get("median_s"), 2),
+                fmt(k10.get("ratio_to_greedy")),
+                fmt(k10.get("prefill_tokens_ratio_to_greedy")),
+                fmt(k10.get("throughput_cost_ratio")),
+                fmt(k50.get("median_s"), 2),
+                fmt(k50.get("ratio_to_greedy")),
+            ]
+        )
+    header = ["prefix cache", "block", "greedy (s)", "K=10 (s)", "K=10 / greedy"]
+    header += ["K=10 prefill tokens / greedy", "K=10 batch cost / greedy", "K=50 (s)"]
+    lines += table([*header, "K=50 / greedy"], rows)
+    return lines
+
+
 def tokenizer_section(tokenizer: dict) -> list[str]:
     lines = [
         "## Prompt construction: tokenizer_ext vs C2S's path",
@@ -804,12 +863,14 @@ def render(
         lines += long_prompts_section(results["long_prompts"], peak)
     if "profile" in results:
         lines += profile_section(results["profile"])
+    if "label_scoring" in results:
+        lines += label_scoring_section(results["label_scoring"])
     if "tokenizer" in results:
         lines += tokenizer_section(results["tokenizer"])
     if "bulk" in results:
         lines += bulk_section(results["bulk"])
     for name in results:
-        if name not in ("peers", "loadtest", "long_prompts", "profile", "tokenizer", "bulk"):
+        if name not in SUITES:
             lines += other_section(name, results[name])
     lines += plots_section(plots, md_dir)
     lines += commands_section(results)

@@ -49,3 +49,17 @@ def finish_record(record: dict, options: SuiteOptions) -> Path:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def random_checkpoint_or_skip(record: dict, options: SuiteOptions, shape: str):
+    """The random-weight checkpoint of ``shape``, recorded in ``record``; without it (no
+    Pythia tokenizer) the record is finished as skipped and ``None`` returned."""
+    from benchmarks.checkpoints import random_checkpoint
+
+    checkpoint, reason = random_checkpoint(shape)
+    if checkpoint is None:
+        record["skipped"] = reason
+        finish_record(record, options)
+        return None
+    record["checkpoint"] = checkpoint.to_json()
+    return checkpoint

@@ -34,6 +34,7 @@ from serving.engine import Completion, GeneratedSequence, GenerationParams
 from serving.errors import ConfigError, InvalidRequest
 from serving.label_scoring import ScoredLabel, score_labels
 from serving.pipeline import BatchItem, Stages, chunked, decode_completions
+from serving.protocol import MAX_LABELS
 from serving.stages import DecodedAnswer, PreparedPrompt, PromptJob
 from serving.tasks.cell_text import cell_blocks
 from serving.tasks.parsers import OutputKind
@@ -41,8 +42,6 @@ from serving.tasks.registry import TaskRegistry
 from serving.tasks.spec import TaskSpec
 
 LabelMode = Literal["free", "constrained", "scored"]
-#: labels one request may carry
-MAX_LABELS = 2000
 #: answers that hold labels: one label, or one label per cell
 LABEL_OUTPUTS = frozenset({OutputKind.LABEL, OutputKind.CELL_LABELS})
 #: stands for a label while an answer template is split around it
@@ -274,7 +273,9 @@ class LabelScorer:
     async def _complete(self, ids: Sequence[int], params: GenerationParams) -> Completion:
         return await self.stages.complete(PreparedPrompt(tuple(ids), params), params)
 
-    async def score(self, shape: AnswerShape, prompt_ids: Sequence[int], n_cells: int = 1):
+    async def score(
+        self, shape: AnswerShape, prompt_ids: Sequence[int], n_cells: int = 1
+    ) -> ScoredAnswer:
         """Rank the labels for each slot of the answer, best label first.
 
         Per-cell answers are scored cell after cell: cell i's candidates follow the best

@@ -124,7 +124,8 @@ def test_long_prompts_tokenizer_and_machine_sections(report):
 def test_a_plot_per_suite_and_goals_from_json_only(report):
     _, plots, results = report
     assert sorted(p.name for p in plots) == [
-        "loadtest.png", "long_prompts.png", "peers.png", "profile.png", "tokenizer.png"
+        "label_scoring.png", "loadtest.png", "long_prompts.png", "peers.png", "profile.png",
+        "tokenizer.png",
     ]  # fmt: skip
     assert all(p.stat().st_size > 1000 for p in plots)
     goals = {g["key"]: g for g in evaluate(load_results(results))}
@@ -136,3 +137,28 @@ def test_an_empty_results_folder_gives_a_stub(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     assert write_report(tmp_path, out) == []
     assert "No results yet" in out.read_text()
+
+
+def test_label_scoring_goals_and_table_come_from_its_result(report):
+    text, _, _ = report
+    goals = section(text, "## Goals")
+    one = row(goals, "Label scoring: K = 10 labels vs one greedy prediction, one cell")
+    assert one[1:4] == ["<= 1.5x", "1.20 x", "**met**"]
+    assert "32-token KV blocks" in one[4]
+    batch = row(goals, "Label scoring: K = 10 labels vs one greedy prediction, a batch of cells")
+    assert batch[2:4] == ["1.80 x", "**missed**"]
+    why = section(text, "## Why goals were missed")
+    assert "sends 58 requests per cell" in why
+    assert "2.40x the greedy prediction's tokens (1,728 vs 720)" in why
+    table_ = section(text, "## Label scoring")
+    assert row(table_, "on")[1:] == [
+        "128",
+        "2.00",
+        "6.00",
+        "3.00",
+        "7.50",
+        "5.00",
+        "40.00",
+        "20.00",
+    ]
+    assert row(table_, "off")[4:] == ["30.00", "58.00", "—", "—", "—"]
