@@ -10,8 +10,8 @@ compute and token counts. Per cell:
 - ``greedy``: one greedy prediction as long as the K = 10 set's mean answer (its label,
   ``.`` and EOS; EOS ignored otherwise, as random weights never stop on their own);
 - ``scored K``: every label of a K-label set scored by `serving.label_sets.LabelScorer`
-  (one request per token-trie node, root first), K = 10 (pbmc68k's bulk labels) and
-  K = 50 (those plus 40 other blood and immune cell types).
+  (the prompt alone, then one forced-answer request per label), K = 10 (pbmc68k's bulk
+  labels) and K = 50 (those plus 40 other blood and immune cell types).
 
 Latency is measured one cell at a time (what a caller waits), throughput as a batch of
 cells at once (what a bulk job pays: decoding is then shared by the batch, prefill is
@@ -128,21 +128,13 @@ def greedy_length(answers: list[tuple[int, ...]]) -> int:
     return max(1, round(sum(len(a) for a in answers) / len(answers)))
 
 
-def trie_size(answers: list[tuple[int, ...]]) -> int:
-    from serving.label_scoring import token_trie
-
-    return len(token_trie(answers))
-
-
-def computed_tokens(prompt_tokens: int, answers, block: int, caching: bool) -> int:
-    """Tokens the engine prefills to score ``answers`` after a prompt: the root's whole
-    prompt, then for each inner node its prompt past the full blocks the root cached
-    (prefix caching reuses whole blocks only). A load-independent measure of the work."""
-    from serving.label_scoring import token_trie
-
-    _root, *inner = token_trie(answers)
+def prefill_tokens(prompt_tokens: int, n_answers: int, block: int, caching: bool) -> int:
+    """Prompt tokens the engine computes to score ``n_answers`` answers after a prompt: the
+    prompt's own request, then each answer's prompt past the full blocks that request
+    cached (prefix caching reuses whole blocks only). The answers' own tokens are decode
+    steps, which the answers of a cell (and of a batch of cells) share."""
     cached = (prompt_tokens // block) * block if caching else 0
-    return prompt_tokens + sum(prompt_tokens + len(node.prefix) - cached for node in inner)
+    return prompt_tokens + n_answers * (prompt_tokens - cached)
 
 
 async def measure(
@@ -252,11 +244,11 @@ async def measure(
             "median_s": round(median(latency[k]), 4),
             "all_s": [round(t, 4) for t in latency[k]],
             "ratio_to_greedy": ratio(median(latency[k]), greedy_s),
-            "engine_requests_per_cell": trie_size(encoded[k]),
+            "engine_requests_per_cell": 1 + len(encoded[k]),
             "answer_tokens": sum(len(a) for a in encoded[k]),
+            "decode_steps_per_cell": max(len(a) for a in encoded[k]),
             "prefill_tokens_per_cell": round(
-                sum(computed_tokens(n, encoded[k], block, setting.prefix_caching) for n in used)
-                / len(used),
+                sum(prefill_tokens(n, k, block, setting.prefix_caching) for n in used) / len(used),
                 1,
             ),
         }
@@ -337,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
             "cells": "pbmc68k_reduced (C2S ranking); every answer on its own cell",
             "prompt": f"cell_type_prediction template 0, {GENES_PER_CELL} genes",
             "greedy": "as many output tokens as the K = 10 set's mean answer, EOS included",
-            "scored": "every label's answer ('label.' + EOS) by a token trie, root first",
+            "scored": "the prompt alone, then every label's answer ('label.' + EOS) forced",
             "latency": "one cell at a time; median seconds per cell",
             "throughput": "a batch of cells at once (greedy and K = 10); cells per second",
             "label_sets": {str(k): list(v) for k, v in labels.items()},

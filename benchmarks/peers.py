@@ -51,12 +51,13 @@ FULL = PeersPlan(
             },
             batch_sizes={"prediction": [8, 16, 32], "generation": [4, 8, 16]},
         ),
+        # 16 cells a run: a bulk job batches many cells, and so may HF at its best size
         "pythia-410m-random": CheckpointPlan(
             cells={
-                "prediction": CellPlan(8, 3, 2, 6),
-                "generation": CellPlan(4, 3, 1, 2),
+                "prediction": CellPlan(16, 2, 2, 6),
+                "generation": CellPlan(16, 2, 1, 2),
             },
-            batch_sizes={"prediction": [4, 8], "generation": [2, 4]},
+            batch_sizes={"prediction": [4, 8, 16], "generation": [4, 8, 16]},
             gateway_settings=("server",),
         ),
     }

@@ -668,14 +668,14 @@ def label_scoring_explanation(scoring: dict) -> list[str]:
     k10 = setting.get("scored_k10", {})
     return [
         f"Scoring K = 10 labels sends {fmt(k10.get('engine_requests_per_cell'))} requests "
-        f"per cell (one per token-trie node) and prefills "
+        f"per cell (the prompt, then one forced answer per label) and prefills "
         f"{fmt(k10.get('prefill_tokens_ratio_to_greedy'))}x the greedy prediction's tokens "
         f"({fmt(k10.get('prefill_tokens_per_cell'), 0)} vs "
         f"{fmt(setting.get('greedy_prefill_tokens'), 0)}): prefix caching shares whole "
-        f"{best}-token KV blocks only, so every node request recomputes the prompt's last "
-        "partial block and its answer prefix. The greedy prediction instead decodes "
-        f"{fmt(setting.get('greedy_output_tokens'))} tokens, which a batch of cells shares; "
-        "the scored requests are all prefill, which it does not."
+        f"{best}-token KV blocks only, so every answer recomputes the prompt's last partial "
+        f"block. Its {fmt(k10.get('decode_steps_per_cell'))} decode steps are shared by the "
+        f"answers, like the greedy prediction's {fmt(setting.get('greedy_output_tokens'))}, "
+        "but each step carries K rows."
     ]
 
 

@@ -1,19 +1,14 @@
-"""Rank a set of answers by the model's log-probability, with a token trie over the engine.
+"""Rank a set of answers by the model's log-probability after a prompt.
 
 The log-probability of an answer after a prompt is the sum, over the answer's tokens, of
 each token's log-probability given the prompt and the tokens before it. The engine gives
-one such step per request: a request with ``logprob_token_ids`` returns the raw
-log-probabilities of exactly those ids as the next token after its prompt. So a set of
-answers (token id sequences, each ending in EOS) is scored with one request per internal
-node of their token trie:
+it in one request per answer: a request with ``forced_token_ids`` (the answer) and
+``logprobs=0`` generates exactly the answer and reports the raw log-probability of each of
+its tokens (`serving.engine.forced_tokens`).
 
-- the root is the prompt itself, asking for the first tokens of every answer;
-- an inner node is the prompt plus a shared answer prefix, asking for the tokens that
-  follow that prefix;
-- an answer's log-probability is the sum of the entries along its path.
-
-The root request goes first, so that the prompt's full KV blocks are in the engine's
-prefix cache before the other nodes, sent together, extend it by a few tokens each.
+The prompt goes alone first, so that its full KV blocks are in the engine's prefix cache
+before the answers, sent together, extend it: each answer then recomputes only the
+prompt's last partial block, and decodes its tokens in steps shared by all the answers.
 
 Nothing here knows tasks, HTTP or vLLM: the engine is a ``complete(prompt_ids, params)``
 callable (`serving.engine.Engine.complete`, or a stage wrapper over Ray handles).
@@ -27,26 +22,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from serving.engine import Completion, GenerationParams
-from serving.engine.params import MAX_LOGPROB_TOKEN_IDS
 
 #: the engine as scoring sees it: token ids and params in, a finished completion out
 CompleteFn = Callable[[Sequence[int], GenerationParams], Awaitable[Completion]]
-
-
-@dataclass(frozen=True, slots=True)
-class TrieNode:
-    """One request of a scoring: an answer prefix and the token ids that follow it.
-
-    Attributes
-    ----------
-    prefix
-        Answer tokens appended to the prompt (empty at the root).
-    children
-        Distinct next tokens of the answers that start with ``prefix``, in first-seen order.
-    """
-
-    prefix: tuple[int, ...]
-    children: tuple[int, ...]
+#: the prompt's own request: one step, which fills the prefix cache
+PROMPT_PARAMS = GenerationParams.greedy(max_tokens=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,61 +45,25 @@ class ScoredLabel:
         return {"label": self.label, "probability": self.probability, "logprob": self.logprob}
 
 
-def token_trie(answers: Sequence[Sequence[int]]) -> list[TrieNode]:
-    """The inner nodes of the answers' token trie, root first.
-
-    Raises
-    ------
-    ValueError
-        When an answer is empty, or one answer is a proper prefix of another (answers
-        end in EOS, so that never happens with distinct texts).
-    """
-    children: dict[tuple[int, ...], list[int]] = {(): []}
-    for answer in answers:
-        if not answer:
-            raise ValueError("every answer needs at least one token (its EOS)")
-        for depth, token in enumerate(answer):
-            siblings = children.setdefault(tuple(answer[:depth]), [])
-            if token not in siblings:
-                siblings.append(token)
-    ends = {tuple(a) for a in answers}
-    if ends & children.keys():
-        raise ValueError("an answer is a prefix of another: end every answer with EOS")
-    return [TrieNode(prefix, tuple(kids)) for prefix, kids in children.items()]
+def answer_params(answer: Sequence[int]) -> GenerationParams:
+    """Generate exactly ``answer``, reporting each token's raw log-probability."""
+    return GenerationParams.greedy(
+        max_tokens=len(answer), forced_token_ids=tuple(answer), logprobs=0, ignore_eos=True
+    )
 
 
-def node_params(token_ids: Sequence[int]) -> GenerationParams:
-    """One greedy step that returns the raw log-probabilities of ``token_ids``."""
-    return GenerationParams.greedy(max_tokens=1, logprob_token_ids=tuple(token_ids))
-
-
-async def node_logprobs(
-    complete: CompleteFn, prompt_ids: Sequence[int], node: TrieNode
-) -> dict[int, float]:
-    """Log-probability of each child of ``node`` as the token after prompt + prefix.
-
-    A node with more children than one request may ask for is split into requests on the
-    same prompt, sent together.
-    """
-    ids = (*prompt_ids, *node.prefix)
-    parts = [
-        node.children[i : i + MAX_LOGPROB_TOKEN_IDS]
-        for i in range(0, len(node.children), MAX_LOGPROB_TOKEN_IDS)
-    ]
-    completions = await asyncio.gather(*(complete(ids, node_params(part)) for part in parts))
-    logprobs: dict[int, float] = {}
-    for part, completion in zip(parts, completions, strict=True):
-        (step,) = completion.outputs[0].logprobs or (None,)
-        if step is None:
-            raise RuntimeError("the engine returned no logprobs for a scoring request")
-        logprobs.update({token: step.top[token] for token in part})
-    return logprobs
+def forced_logprob(answer: Sequence[int], completion: Completion) -> float:
+    """The sum of the answer's token log-probabilities in a forced completion."""
+    output = completion.outputs[0]
+    if tuple(output.token_ids) != tuple(answer) or output.logprobs is None:
+        raise RuntimeError("the engine did not generate the forced answer with its logprobs")
+    return math.fsum(step.logprob for step in output.logprobs)
 
 
 async def answer_logprobs(
     complete: CompleteFn, prompt_ids: Sequence[int], answers: Sequence[Sequence[int]]
 ) -> list[float]:
-    """log P(answer | prompt) for every answer, by one request per trie node.
+    """log P(answer | prompt) for every answer: the prompt alone, then one request each.
 
     Parameters
     ----------
@@ -130,16 +74,13 @@ async def answer_logprobs(
     answers
         Token ids of each answer, EOS included.
     """
-    root, *inner = token_trie(answers)
-    # the root alone first: its full KV blocks enter the prefix cache, and every other
-    # node then recomputes only the prompt's last partial block plus its prefix
-    found = {root.prefix: await node_logprobs(complete, prompt_ids, root)}
-    results = await asyncio.gather(*(node_logprobs(complete, prompt_ids, n) for n in inner))
-    found.update({node.prefix: r for node, r in zip(inner, results, strict=True)})
-    return [
-        math.fsum(found[tuple(answer[:d])][token] for d, token in enumerate(answer))
-        for answer in answers
-    ]
+    if any(not answer for answer in answers):
+        raise ValueError("every answer needs at least one token (its EOS)")
+    await complete(prompt_ids, PROMPT_PARAMS)
+    completions = await asyncio.gather(
+        *(complete(prompt_ids, answer_params(answer)) for answer in answers)
+    )
+    return [forced_logprob(a, c) for a, c in zip(answers, completions, strict=True)]
 
 
 def normalise(logprobs: Sequence[float]) -> list[float]:

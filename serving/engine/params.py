@@ -19,6 +19,9 @@ class GenerationParams(BaseModel):
     text matching a regular expression (structured outputs). ``logprob_token_ids`` asks
     for the raw log-probabilities of exactly these next-token ids at every step (in
     ``TokenLogprob.top``); one step with them scores a set of continuations' next tokens.
+    ``forced_token_ids`` makes the output exactly these tokens (``max_tokens`` of them at
+    most); with ``logprobs=0`` every step reports the model's raw log-probability of its
+    forced token, so one request scores a whole continuation.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,6 +43,7 @@ class GenerationParams(BaseModel):
     choices: tuple[str, ...] = ()
     regex: str | None = Field(default=None, min_length=1)
     logprob_token_ids: tuple[int, ...] = Field(default=(), max_length=MAX_LOGPROB_TOKEN_IDS)
+    forced_token_ids: tuple[int, ...] = ()
 
     @model_validator(mode="after")
     def _several_choices_need_sampling(self) -> GenerationParams:
@@ -58,6 +62,10 @@ class GenerationParams(BaseModel):
             raise ValueError("choices must be non-empty strings.")
         if any(t < 0 for t in self.logprob_token_ids):
             raise ValueError("logprob_token_ids must be token ids (>= 0).")
+        if any(t < 0 for t in self.forced_token_ids):
+            raise ValueError("forced_token_ids must be token ids (>= 0).")
+        if self.forced_token_ids and (self.choices or self.regex is not None or self.n > 1):
+            raise ValueError("forced_token_ids fix the one output: no choices, regex or n > 1.")
         return self
 
     @classmethod

@@ -21,6 +21,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from serving.engine.checkpoint import read_checkpoint_facts, resolve_max_model_len
 from serving.engine.config import EngineConfig
+from serving.engine.forced_tokens import FORCED_TOKENS_ARG, FORCED_TOKENS_PROCESSOR
 from serving.engine.outputs import (
     Completion,
     Embedding,
@@ -81,6 +82,11 @@ def _sampling_params(
         output_kind=kind,
         structured_outputs=_structured_outputs(params),
         logprob_token_ids=list(params.logprob_token_ids) or None,
+        extra_args=(
+            {FORCED_TOKENS_ARG: list(params.forced_token_ids)} if params.forced_token_ids else None
+        ),
+        # a forced answer is known text: only its log-probabilities are wanted
+        detokenize=not params.forced_token_ids,
     )
 
 
@@ -213,7 +219,7 @@ class VllmEngine(_StartedLlm):
     @classmethod
     async def start(cls, config: EngineConfig) -> VllmEngine:
         """Validate ``config`` against the checkpoint, start the engine and warm it up."""
-        engine = cls(config, *_launch(config))
+        engine = cls(config, *_launch(config, logits_processors=[FORCED_TOKENS_PROCESSOR]))
         await engine._warm_up()
         return engine
 
@@ -231,10 +237,10 @@ class VllmEngine(_StartedLlm):
                 param="seed",
             )
         vocab = self._limits.vocab_size
-        if params.logprob_token_ids and max(params.logprob_token_ids) >= vocab:
-            raise InvalidRequest(
-                f"logprob_token_ids must lie in [0, {vocab}).", param="logprob_token_ids"
-            )
+        for name in ("logprob_token_ids", "forced_token_ids"):
+            ids = getattr(params, name)
+            if ids and max(ids) >= vocab:
+                raise InvalidRequest(f"{name} must lie in [0, {vocab}).", param=name)
 
     async def generate(
         self,

@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import functools
 import json
-import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from serving.config import GatewayConfig
-from serving.engine import Completion, GeneratedSequence, GenerationParams, StepOutput
+from serving.engine import GenerationParams
 from serving.errors import InvalidRequest
 from serving.gateway.errors import UnknownModel
 from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.openai_shapes import chat_logprobs, completion_logprobs, usage_of
+from serving.gateway.streaming import stream_events
 from serving.label_sets import LabelSet, run_labeled_batch
-from serving.pipeline import BatchItem, Stages, logprob_token_ids, run_batch
+from serving.pipeline import BatchItem, Stages, run_batch
 from serving.protocol import (
-    ChatChoiceLogprobs,
-    ChatChunkChoice,
     ChatCompletionChoice,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    ChatDelta,
-    ChatLogprobEntry,
     ChatResponseMessage,
     CompletionChoice,
-    CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
     LabelSetFields,
@@ -45,7 +39,7 @@ from serving.protocol import (
     TaskItemResult,
     Usage,
 )
-from serving.stages import DecodeJob, PreparedPrompt, PromptJob
+from serving.stages import PreparedPrompt, PromptJob
 from serving.tasks.registry import TaskRegistry
 
 #: input fields that a plain-text chat message fills, in order of preference
@@ -201,7 +195,7 @@ class OpenAIService:
                 index=out.index,
                 text=out.text,
                 finish_reason=out.finish_reason,
-                logprobs=_completion_logprobs(out, answer.tokens)
+                logprobs=completion_logprobs(out, answer.tokens)
                 if request.logprobs is not None
                 else None,
                 result=answer.result,
@@ -209,7 +203,7 @@ class OpenAIService:
             for out, answer in zip(item.completion.outputs, item.answers, strict=True)
         ]
         return CompletionResponse(
-            model=request.model, choices=choices, usage=_usage(item.completion)
+            model=request.model, choices=choices, usage=usage_of(item.completion)
         )
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
@@ -223,13 +217,13 @@ class OpenAIService:
                 index=out.index,
                 message=ChatResponseMessage(content=out.text),
                 finish_reason=out.finish_reason,
-                logprobs=_chat_logprobs(out, answer.tokens) if request.logprobs else None,
+                logprobs=chat_logprobs(out, answer.tokens) if request.logprobs else None,
                 result=answer.result,
             )
             for out, answer in zip(item.completion.outputs, item.answers, strict=True)
         ]
         return ChatCompletionResponse(
-            model=request.model, choices=choices, usage=_usage(item.completion)
+            model=request.model, choices=choices, usage=usage_of(item.completion)
         )
 
     def _chat_job(self, request: ChatCompletionRequest) -> PromptJob:
@@ -305,102 +299,14 @@ class OpenAIService:
         (prompt,) = await self.stages.build([job])
         return prompt, self.params(prompt.params, request, **extra)
 
-    async def stream(
+    def stream(
         self,
         request: CompletionRequest | ChatCompletionRequest,
         prompt: PreparedPrompt,
         params: GenerationParams,
     ) -> AsyncIterator[str]:
         """Server-sent events: deltas, each choice's typed result at its end, usage, [DONE]."""
-        chat = isinstance(request, ChatCompletionRequest)
-        stream_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
-        created = int(time.time())
-        texts: dict[int, str] = {}
-        completion_tokens = 0
-        if chat:
-            yield _sse(
-                _chat_chunk(
-                    stream_id,
-                    created,
-                    request.model,
-                    [
-                        ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))
-                        for i in range(params.n)
-                    ],
-                )
-            )
-        async for step in self.stages.stream(prompt, params):
-            chunk, added = await self._stream_chunk(
-                request, prompt, params, step, stream_id, created, texts
-            )
-            completion_tokens += added
-            if chunk is not None:
-                yield _sse(chunk)
-        if request.include_usage:
-            usage = Usage(
-                prompt_tokens=prompt.prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt.prompt_tokens + completion_tokens,
-            )
-            empty: dict[str, Any] = {
-                "id": stream_id,
-                "created": created,
-                "model": request.model,
-                "choices": [],
-                "usage": usage,
-            }
-            yield _sse(ChatCompletionChunk(**empty) if chat else CompletionResponse(**empty))
-        self.metrics.count_tokens(prompt.task or "raw", prompt.prompt_tokens, completion_tokens)
-        yield "data: [DONE]\n\n"
-
-    async def _stream_chunk(
-        self, request, prompt, params, step: StepOutput, stream_id, created, texts
-    ):
-        chat = isinstance(request, ChatCompletionRequest)
-        decode_jobs = []
-        for delta in step.deltas:
-            texts[delta.index] = texts.get(delta.index, "") + delta.text
-            full = texts[delta.index] if delta.finish_reason is not None else ""
-            task = prompt.task if delta.finish_reason is not None else None
-            ids = logprob_token_ids(delta) if params.logprobs is not None else ()
-            decode_jobs.append(DecodeJob(task, full, ids))
-        answers = (
-            await self.stages.decode(decode_jobs)
-            if (params.logprobs is not None or any(d.finish_reason for d in step.deltas))
-            else [None] * len(step.deltas)
-        )
-        added = sum(len(d.token_ids) for d in step.deltas)
-        if not step.deltas:
-            return None, 0
-        if chat:
-            choices = [
-                ChatChunkChoice(
-                    index=d.index,
-                    delta=ChatDelta(content=d.text),
-                    finish_reason=d.finish_reason,
-                    logprobs=_chat_logprobs(d, a.tokens)
-                    if a is not None and params.logprobs is not None
-                    else None,
-                    result=a.result if a is not None else None,
-                )
-                for d, a in zip(step.deltas, answers, strict=True)
-            ]
-            return _chat_chunk(stream_id, created, request.model, choices), added
-        choices = [
-            CompletionChoice(
-                index=d.index,
-                text=d.text,
-                finish_reason=d.finish_reason,
-                logprobs=_completion_logprobs(d, a.tokens)
-                if a is not None and params.logprobs is not None
-                else None,
-                result=a.result if a is not None else None,
-            )
-            for d, a in zip(step.deltas, answers, strict=True)
-        ]
-        return CompletionResponse(
-            id=stream_id, created=created, model=request.model, choices=choices
-        ), added
+        return stream_events(self.stages, self.metrics, request, prompt, params)
 
     # ------------------------------------------------------------------ native tasks
 
@@ -459,56 +365,3 @@ def _shorthand_value(field: str, text: str) -> Any:
     if field == "genes":
         return text.replace(",", " ").split()
     return text
-
-
-def _usage(completion: Completion) -> Usage:
-    return Usage(
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        total_tokens=completion.prompt_tokens + completion.completion_tokens,
-    )
-
-
-def _completion_logprobs(out: GeneratedSequence, tokens: Mapping[int, str]) -> CompletionLogprobs:
-    logprobs = CompletionLogprobs()
-    offset = 0
-    for step in out.logprobs or ():
-        text = tokens.get(step.token_id, "")
-        logprobs.tokens.append(text)
-        logprobs.token_logprobs.append(step.logprob)
-        logprobs.top_logprobs.append({tokens.get(t, ""): lp for t, lp in step.top.items()})
-        logprobs.text_offset.append(offset)
-        offset += len(text)
-    return logprobs
-
-
-def _chat_logprobs(out: GeneratedSequence, tokens: Mapping[int, str]) -> ChatChoiceLogprobs:
-    entries = []
-    for step in out.logprobs or ():
-        text = tokens.get(step.token_id, "")
-        entries.append(
-            ChatLogprobEntry(
-                token=text,
-                logprob=step.logprob,
-                bytes=list(text.encode()),
-                top_logprobs=[
-                    {
-                        "token": tokens.get(t, ""),
-                        "logprob": lp,
-                        "bytes": list(tokens.get(t, "").encode()),
-                    }
-                    for t, lp in step.top.items()
-                ],
-            )
-        )
-    return ChatChoiceLogprobs(content=entries)
-
-
-def _chat_chunk(
-    stream_id: str, created: int, model: str, choices: list[ChatChunkChoice]
-) -> ChatCompletionChunk:
-    return ChatCompletionChunk(id=stream_id, created=created, model=model, choices=choices)
-
-
-def _sse(model: Any) -> str:
-    return f"data: {model.model_dump_json(exclude_none=False)}\n\n"

@@ -28,7 +28,8 @@ class FakeEngine:
 
     ``encode``/``decode`` are the model tokenizer's, so token counts are real;
     ``step_delay_s`` makes requests last long enough to test load and cancellation.
-    ``next_logprob(context, token)`` answers ``logprob_token_ids`` (label scoring).
+    ``next_logprob(context, token)`` answers ``logprob_token_ids`` and gives the
+    log-probabilities of ``forced_token_ids`` (label scoring).
     """
 
     def __init__(
@@ -56,7 +57,8 @@ class FakeEngine:
         if self.dead:
             raise EngineUnavailable("The fake engine is dead.")
         request_id = request_id or uuid.uuid4().hex
-        tokens = self.encode(self.reply(prompt_ids))[: params.max_tokens]
+        tokens = list(params.forced_token_ids) or self.encode(self.reply(prompt_ids))
+        tokens = tokens[: params.max_tokens]
         self.running.add(request_id)
         try:
             for i, token in enumerate(tokens):
@@ -83,7 +85,7 @@ class FakeEngine:
     def _logprobs(
         self, context: Sequence[int], token: int, params: GenerationParams
     ) -> tuple[TokenLogprob, ...] | None:
-        if not params.logprob_token_ids:
+        if not (params.logprob_token_ids or params.forced_token_ids):
             return None
         top = {t: self.next_logprob(context, t) for t in (token, *params.logprob_token_ids)}
         return (TokenLogprob(token, top[token], top),)

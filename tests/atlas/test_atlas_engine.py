@@ -1,7 +1,7 @@
 """Label sets and embeddings on the real vLLM CPU engine (tiny random checkpoint).
 
 The weights are random, so answers are meaningless; what is checked is the machinery:
-trie scores equal a brute-force Hugging Face computation, probabilities are a
+forced-answer scores equal a brute-force Hugging Face computation, probabilities are a
 distribution, constrained answers stay in the set, embeddings are the masked mean of the
 last hidden state, and the gateway and ``c2s embed`` give a cell the same vector.
 """
@@ -53,7 +53,7 @@ def hf_logprob(model, prompt_ids, answer_ids) -> float:
     return math.fsum(float(logprobs[start + i, t]) for i, t in enumerate(answer_ids))
 
 
-async def test_trie_scores_equal_brute_force_log_probabilities(tiny_stages, hf_model):
+async def test_forced_answer_scores_equal_brute_force_log_probabilities(tiny_stages, hf_model):
     label_set = LabelSet(labels=PBMC_LABELS, mode="scored", top_k=len(PBMC_LABELS))
     scorer = await LabelScorer.for_stages(tiny_stages, label_set)
     (prompt,) = await tiny_stages.build([PromptJob("cell_type_prediction", {"cell": CELL})])

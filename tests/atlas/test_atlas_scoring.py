@@ -1,4 +1,4 @@
-"""The token-trie scorer against a brute-force sum, over a deterministic fake engine."""
+"""The label scorer against a brute-force sum, over a deterministic fake engine."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 
 from serving.engine import Completion, GeneratedSequence, GenerationParams, TokenLogprob
 from serving.label_scoring import (
+    PROMPT_PARAMS,
     answer_logprobs,
+    forced_logprob,
     normalise,
     rank_labels,
     score_labels,
-    token_trie,
 )
 from serving.testing.fake_engine import hashed_logprob
 
@@ -20,18 +21,26 @@ PROMPT = (11, 12, 13, 14, 15, 16)
 
 
 class RecordingEngine:
-    """``complete`` answering ``logprob_token_ids`` with `hashed_logprob`; records requests."""
+    """``complete`` generating ``forced_token_ids`` with `hashed_logprob` log-probabilities;
+    records every request's prompt and forced ids."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
 
     async def complete(self, ids, params: GenerationParams) -> Completion:
-        assert params.max_tokens == 1 and params.temperature == 0.0
         ids = tuple(ids)
-        self.requests.append((ids, params.logprob_token_ids))
-        top = {t: hashed_logprob(ids, t) for t in params.logprob_token_ids}
-        step = TokenLogprob(params.logprob_token_ids[0], top[params.logprob_token_ids[0]], top)
-        return Completion("r", len(ids), (GeneratedSequence(0, "", (1,), "length", (step,)),))
+        self.requests.append((ids, params.forced_token_ids))
+        if not params.forced_token_ids:
+            assert params == PROMPT_PARAMS
+            return Completion("r", len(ids), (GeneratedSequence(0, "", (1,), "length"),))
+        assert params.temperature == 0.0 and params.logprobs == 0
+        assert params.max_tokens == len(params.forced_token_ids)
+        answer = params.forced_token_ids
+        steps = tuple(
+            TokenLogprob(t, hashed_logprob((*ids, *answer[:d]), t), {})
+            for d, t in enumerate(answer)
+        )
+        return Completion("r", len(ids), (GeneratedSequence(0, "", answer, "length", steps),))
 
 
 def brute_force(prompt, answer) -> float:
@@ -43,38 +52,24 @@ def brute_force(prompt, answer) -> float:
 ANSWERS = [(5, 6, 0), (5, 7, 0), (5, 6, 8, 0), (9, 0), (10, 11, 12, 13, 0)]
 
 
-def test_trie_has_one_node_per_distinct_prefix():
-    nodes = token_trie(ANSWERS)
-    assert nodes[0].prefix == () and nodes[0].children == (5, 9, 10)
-    prefixes = {n.prefix for n in nodes}
-    expected = {a[:d] for a in ANSWERS for d in range(len(a))}
-    assert prefixes == expected
-    assert dict((n.prefix, n.children) for n in nodes)[(5, 6)] == (0, 8)
-
-
-def test_trie_refuses_empty_and_prefix_answers():
-    with pytest.raises(ValueError):
-        token_trie([(1, 0), ()])
-    with pytest.raises(ValueError):
-        token_trie([(1, 2), (1, 2, 3)])
-
-
-async def test_scores_equal_brute_force_and_root_goes_first():
+async def test_scores_equal_brute_force_and_the_prompt_goes_first_alone():
     engine = RecordingEngine()
     scores = await answer_logprobs(engine.complete, PROMPT, ANSWERS)
     for answer, score in zip(ANSWERS, scores, strict=True):
         assert score == pytest.approx(brute_force(PROMPT, answer), abs=1e-12)
-    assert engine.requests[0] == (PROMPT, (5, 9, 10))
-    assert len(engine.requests) == len(token_trie(ANSWERS))
+    assert engine.requests[0] == (PROMPT, ())
+    assert engine.requests[1:] == [(PROMPT, a) for a in ANSWERS]
 
 
-async def test_nodes_with_many_children_are_split_across_requests():
-    answers = [(t, 0) for t in range(300, 600)]  # 300 first tokens: 3 root requests
-    engine = RecordingEngine()
-    scores = await answer_logprobs(engine.complete, PROMPT, answers)
-    root = [r for r in engine.requests if r[0] == PROMPT]
-    assert [len(ids) for _, ids in root] == [128, 128, 44]
-    assert scores == [pytest.approx(brute_force(PROMPT, a), abs=1e-12) for a in answers]
+async def test_empty_answers_are_refused():
+    with pytest.raises(ValueError, match="at least one token"):
+        await answer_logprobs(RecordingEngine().complete, PROMPT, [(1, 0), ()])
+
+
+def test_a_completion_that_left_the_forced_answer_is_an_error():
+    strayed = Completion("r", 6, (GeneratedSequence(0, "", (5, 9), "length", ()),))
+    with pytest.raises(RuntimeError, match="forced answer"):
+        forced_logprob((5, 6), strayed)
 
 
 def test_normalise_is_a_distribution_and_keeps_order():

@@ -149,3 +149,28 @@ async def test_a_seeded_long_prompt_is_served_and_the_engine_survives(engine):
     again = await engine.complete(prompt, params)
     assert first.outputs[0].token_ids == again.outputs[0].token_ids
     await engine.health()
+
+
+async def test_forced_tokens_are_generated_with_their_raw_logprobs(engine):
+    prompt = list(range(100, 140))
+    free = await engine.complete(prompt, GenerationParams.greedy(max_tokens=4, logprobs=0))
+    forced_ids = (7, 8, 9, 0)
+    forced = await engine.complete(
+        prompt,
+        GenerationParams.greedy(
+            max_tokens=4, forced_token_ids=forced_ids, logprobs=0, ignore_eos=True
+        ),
+    )
+    assert forced.outputs[0].token_ids == forced_ids != free.outputs[0].token_ids
+    # raw log-probabilities (before the mask): finite and below 0, not the mask's 0
+    assert all(-30 < step.logprob < 0 for step in forced.outputs[0].logprobs)
+    # the first step sees only the prompt, as the free request's first step did
+    top_first = await engine.complete(
+        prompt, GenerationParams.greedy(max_tokens=1, logprob_token_ids=(7,))
+    )
+    first = forced.outputs[0].logprobs[0].logprob
+    assert first == pytest.approx(top_first.outputs[0].logprobs[0].top[7], abs=1e-3)
+    with pytest.raises(InvalidRequest, match="forced_token_ids"):
+        await engine.complete(
+            prompt, GenerationParams.greedy(max_tokens=1, forced_token_ids=(10**7,))
+        )

@@ -39,6 +39,7 @@ def ray_gateway(tiny_checkpoint, tmp_path_factory):
                 str(tiny_checkpoint),
                 "--port",
                 str(port),
+                "--embeddings",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -154,3 +155,25 @@ async def test_a_batch_fans_out_in_order_and_matches_single_requests(client, ray
     for i, single in zip(sample, singles, strict=True):
         assert data[i]["text"] == single.choices[0].text
         assert data[i]["prompt_tokens"] == single.usage.prompt_tokens
+
+
+async def test_label_sets_and_embeddings_through_the_deployments(client, ray_gateway):
+    labels = ["B cell", "T cell", "CD14+ Monocyte"]
+    scored = await client.completions.create(
+        model=f"{BASE}/cell_type_prediction",
+        prompt=CELL,
+        extra_body={"labels": labels, "label_mode": "scored", "top_k_labels": 3},
+    )
+    scores = scored.choices[0].result["label_scores"]
+    assert sorted(s["label"] for s in scores) == sorted(labels)
+    assert abs(sum(s["probability"] for s in scores) - 1) < 1e-9
+    constrained = await client.completions.create(
+        model=f"{BASE}/cell_type_prediction",
+        prompt=CELL,
+        extra_body={"labels": labels, "label_mode": "constrained"},
+    )
+    assert constrained.choices[0].result["label"] in labels
+    embedded = await client.embeddings.create(model=BASE, input=[CELL, "CD3D CD3E IL7R"])
+    assert len(embedded.data) == 2 and len(embedded.data[0].embedding) == 128
+    again = await client.embeddings.create(model=BASE, input=CELL)
+    assert again.data[0].embedding == embedded.data[0].embedding
