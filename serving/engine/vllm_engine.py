@@ -147,6 +147,10 @@ def _launch(config: EngineConfig, **engine_overrides: object) -> tuple[AsyncLLM,
 
 
 def _engine_args(config: EngineConfig, max_model_len: int) -> AsyncEngineArgs:
+    chunked = config.chunked_prefill(current_platform.is_cpu())
+    step_tokens = config.max_num_batched_tokens
+    if not chunked:  # every step must hold a whole prompt
+        step_tokens = max(max_model_len, step_tokens or 0)
     return AsyncEngineArgs(
         model=config.model,
         tokenizer=config.tokenizer_path,
@@ -156,9 +160,9 @@ def _engine_args(config: EngineConfig, max_model_len: int) -> AsyncEngineArgs:
         seed=config.seed,
         enforce_eager=config.enforce_eager,
         enable_prefix_caching=config.enable_prefix_caching,
-        enable_chunked_prefill=config.enable_chunked_prefill,
+        enable_chunked_prefill=chunked,
         max_num_seqs=config.max_num_seqs,
-        max_num_batched_tokens=config.max_num_batched_tokens,
+        max_num_batched_tokens=step_tokens,
         gpu_memory_utilization=config.gpu_memory_utilization,
         block_size=config.block_size,
         disable_log_stats=True,

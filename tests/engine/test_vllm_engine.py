@@ -143,12 +143,19 @@ async def test_stop_strings_end_the_output(engine):
 async def test_a_seeded_long_prompt_is_served_and_the_engine_survives(engine):
     # On the CPU build a seeded request dies when its prompt is prefilled in chunks, so
     # the adapter prefills whole prompts there (enable_chunked_prefill auto).
+    # Several at once, longer than vLLM's default 2048-token step, killed it when chunked.
     prompt = [1000 + i for i in range(7000)]
     params = GenerationParams(max_tokens=4, seed=3, temperature=1.0, ignore_eos=True)
-    first = await engine.complete(prompt, params)
+    first, _, _ = await asyncio.gather(
+        engine.complete(prompt, params),
+        engine.complete([5] * 3000, params),
+        engine.complete(prompt[:5000], params.model_copy(update={"seed": 5})),
+    )
     again = await engine.complete(prompt, params)
     assert first.outputs[0].token_ids == again.outputs[0].token_ids
     await engine.health()
+    scheduler = engine._llm.vllm_config.scheduler_config
+    assert not scheduler.enable_chunked_prefill and scheduler.max_num_batched_tokens >= 8192
 
 
 async def test_forced_tokens_are_generated_with_their_raw_logprobs(engine):
