@@ -33,7 +33,9 @@ def shard_files(out: Path) -> list[str]:
 def start_worker(config_path: Path, log: Path) -> subprocess.Popen:
     with open(log, "ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.jobs.worker", str(config_path), "--step-delay", "0.02"],
+            # 0.1 s a token: a shard lasts about half a second even on an idle machine, so
+            # every kill lands while the job runs
+            [sys.executable, "-m", "tests.jobs.worker", str(config_path), "--step-delay", "0.1"],
             cwd=REPO_ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,
