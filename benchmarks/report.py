@@ -274,8 +274,10 @@ def peers_section(peers: dict, md_dir: Path, results_dir: Path) -> list[str]:
         "its stages set to the workload's sampling; the job annotates only, so for "
         "generation (d) is the job's runner (`run_batch` over the same stages). HF runs "
         "in bf16 with `use_cache=True` on "
-        "2 threads; engines run eager (`enforce_eager=True`), bf16, prefix caching on and "
-        "chunked prefill off (the CPU build's auto setting: whole prompts per step). Cells/s and tokens/s are medians over the repeats (for (a), "
+        "2 threads; engines run eager (`enforce_eager=True`), bf16, prefix caching on; "
+        "chunked prefill is on in raw vLLM (its default) and the bulk job "
+        "(`EngineConfig.for_offline_job`), off in the gateway (the CPU build's auto "
+        "setting, which keeps per-request seeds from killing the engine). Cells/s and tokens/s are medians over the repeats (for (a), "
         'each cell is a repeat). "% of peak" is cells/s x FLOPs per cell / the bf16 '
         "matmul peak measured in the same run.",
         "",

@@ -84,7 +84,8 @@ async def measure(spec: dict) -> dict:
     from serving.pipeline import LocalStages, run_batch
     from serving.stages import BuildStage, DecodeStage, PromptJob
 
-    config = EngineConfig(model=spec["checkpoint"], cpu_cores=spec["cpu_cores"])
+    # the engine `c2s annotate` starts, at the spec's thread setting
+    config = EngineConfig.for_offline_job(spec["checkpoint"], cpu_cores=spec["cpu_cores"])
     start = time.perf_counter()
     engine = await start_vllm_engine(config)
     result = {

@@ -1,8 +1,8 @@
 """Path (c): raw vLLM offline, ``LLM.generate`` on the workload's token ids.
 
 The engine gets the same arguments our adapter gives it (bf16, the checkpoint's 8192
-context, eager, prefix caching, chunked prefill as its auto setting (off on the CPU
-build, with whole-prompt steps), 256 sequences) and the same CPU
+context, eager, prefix caching, 256 sequences; chunked prefill as vLLM's default, on, as
+in our bulk job) and the same CPU
 thread binding (`serving.engine.vllm_engine.cpu_environment`), so only the layers above
 the engine differ from path (d). With ``start_only`` it starts, warms up and exits: the
 warm-start measurement.
@@ -39,7 +39,6 @@ def main() -> None:
 
     config = EngineConfig(model=spec["checkpoint"], cpu_cores=spec["cpu_cores"])
     os.environ.update(cpu_environment(config))
-    chunked = config.chunked_prefill(on_cpu=True)  # this path runs on the CPU build
     max_model_len = resolve_max_model_len(config, read_checkpoint_facts(config.model))
     start = time.perf_counter()
     from vllm import LLM
@@ -53,8 +52,6 @@ def main() -> None:
         enforce_eager=config.enforce_eager,
         enable_prefix_caching=config.enable_prefix_caching,
         max_model_len=max_model_len,
-        enable_chunked_prefill=chunked,
-        max_num_batched_tokens=None if chunked else max_model_len,
         max_num_seqs=config.max_num_seqs,
         disable_log_stats=True,
     )

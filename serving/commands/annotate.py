@@ -73,8 +73,7 @@ def execution_config(
         return ExecutionConfig(
             mode="ray", ray_address=ray_address, model_dir=model_dir, **execution_options
         )
-    # an offline job owns the machine: bind the engine's threads to every core
-    engine = EngineConfig(model=named or str(DEMO_MODEL_DIR), cpu_cores="all", **engine_options)
+    engine = EngineConfig.for_offline_job(named or str(DEMO_MODEL_DIR), **engine_options)
     return ExecutionConfig(mode="local", engine=engine, **execution_options)
 
 

@@ -59,4 +59,4 @@ def test_execution_modes_from_flags(tmp_path, monkeypatch):
     assert named.mode == "ray" and named.tokenizer_dir == tmp_path
     local = execution_config(model=None, endpoint=None, ray_address=None, **common)
     assert local.mode == "local" and local.engine.model == str(DEMO_MODEL_DIR)
-    assert local.engine.cpu_cores == "all"
+    assert local.engine.cpu_cores == "all" and local.engine.enable_chunked_prefill is True
