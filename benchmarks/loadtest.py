@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 
 from benchmarks.checkpoints import WORK_DIR, Checkpoint
@@ -176,7 +177,10 @@ def ttft_goal(idle: dict, poisson: list[dict]) -> dict:
 
 
 def vllm_bench(url: str, checkpoint: Checkpoint, label: str, input_len: int, args: list[str]):
-    """One ``vllm bench serve`` run of raw completions; its saved result, summarised."""
+    """One ``vllm bench serve`` run of raw completions; its saved result, summarised.
+
+    Each run draws its own random prompts (a seed per label): a run repeating an earlier
+    run's prompts would be answered from the prefix cache."""
     out_dir = WORK_DIR / "vllm-bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     filename = f"{label}.json"
@@ -202,7 +206,7 @@ def vllm_bench(url: str, checkpoint: Checkpoint, label: str, input_len: int, arg
         str(WORKLOADS["prediction"].output_tokens),
         "--ignore-eos",
         "--seed",
-        "0",
+        str(zlib.crc32(label.encode())),
         "--percentile-metrics",
         "ttft,tpot,itl,e2el",
         "--metric-percentiles",

@@ -29,6 +29,7 @@ from serving.config import DEMO_MODEL_DIR
 from serving.engine.config import EngineConfig
 from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
 from serving.jobs.job import RunResult
+from serving.label_scoring import SCORING_BLOCK_SIZE
 from serving.label_sets import read_label_file
 from serving.settings import C2SSettings
 
@@ -43,6 +44,14 @@ def template_choice(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise typer.BadParameter("a template index (0, 1, ...) or 'random'") from None
+
+
+def engine_options(label_mode: str, kv_cache_gib: int, compile_graph: bool) -> dict[str, Any]:
+    """The in-process engine's options; scored label sets get small KV blocks."""
+    options: dict[str, Any] = {"kv_cache_gib": kv_cache_gib, "enforce_eager": not compile_graph}
+    if label_mode == "scored":
+        options["block_size"] = SCORING_BLOCK_SIZE
+    return options
 
 
 def execution_config(
@@ -181,7 +190,7 @@ def annotate(
             model=model,
             endpoint=endpoint,
             ray_address=ray_address,
-            engine_options={"kv_cache_gib": kv_cache_gib, "enforce_eager": not compile_graph},
+            engine_options=engine_options(label_mode, kv_cache_gib, compile_graph),
             execution_options={
                 "max_inflight_cells": max_inflight,
                 "request_cells": request_cells,

@@ -60,3 +60,12 @@ def test_execution_modes_from_flags(tmp_path, monkeypatch):
     local = execution_config(model=None, endpoint=None, ray_address=None, **common)
     assert local.mode == "local" and local.engine.model == str(DEMO_MODEL_DIR)
     assert local.engine.cpu_cores == "all" and local.engine.enable_chunked_prefill is True
+
+
+def test_scored_label_sets_get_small_kv_blocks():
+    from serving.commands.annotate import engine_options
+
+    assert engine_options("scored", 2, False) == {
+        "kv_cache_gib": 2, "enforce_eager": True, "block_size": 32
+    }  # fmt: skip
+    assert "block_size" not in engine_options("free", 2, True)
