@@ -185,7 +185,7 @@ def explain(goal: dict, results: dict, profile: dict) -> list[str]:
             f"Idle TTFT (p50) was {fmt(measured.get('idle_ttft_p50_ms'), 0)} ms; at 80% of "
             f"the closed-loop peak ({fmt(tasks.get('peak', {}).get('requests_per_s'), 3)} req/s) "
             f"the p99 TTFT was {fmt(measured.get('loaded_ttft_p99_ms'), 0)} ms. A request "
-            "that arrives while others prefill waits for their prefill chunks: with "
+            "that arrives while others prefill waits for their prefills: with "
             "prefill-bound prompts and one engine core (server setting), queueing at 80% "
             "utilisation alone multiplies TTFT (an M/D/1 queue waits 2x the service time "
             "on average at 80% load), before any overhead of ours."
