@@ -104,7 +104,7 @@ class Setting:
 
     ``block_size`` ``None`` keeps vLLM's CPU default (128 tokens). Throughput runs K = 10
     only (a batch of K = 50 scorings takes minutes on two cores); without prefix caching
-    every node re-prefills the whole prompt, so that setting runs K = 10 on one cell.
+    every answer re-prefills the whole prompt, so that setting runs K = 10 on one cell.
     """
 
     prefix_caching: bool
@@ -233,7 +233,6 @@ async def measure(
         "greedy_output_tokens": greedy_tokens,
         "greedy_s": round(greedy_s, 4),
         "greedy_all_s": [round(t, 4) for t in latency["greedy"]],
-        "mean_prompt_tokens": round(sum(used) / len(used), 1),
         "greedy_prefill_tokens": round(sum(used) / len(used), 1),
     }
     if throughput:
