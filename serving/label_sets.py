@@ -36,10 +36,10 @@ from serving.label_scoring import ScoredLabel, score_labels
 from serving.pipeline import BatchItem, Stages, chunked, decode_completions
 from serving.protocol import MAX_LABELS
 from serving.stages import DecodedAnswer, PreparedPrompt, PromptJob
-from serving.tasks.cell_text import cell_blocks
 from serving.tasks.parsers import OutputKind
 from serving.tasks.registry import TaskRegistry
 from serving.tasks.spec import TaskSpec
+from tokenizer_ext.cell_text import multi_cell_text
 
 LabelMode = Literal["free", "constrained", "scored"]
 #: answers that hold labels: one label, or one label per cell
@@ -146,7 +146,7 @@ class AnswerShape:
         return self.head + self._body(labels) + self.tail
 
     def _body(self, labels: Sequence[str]) -> str:
-        return cell_blocks(labels) if self.per_cell else labels[0]
+        return multi_cell_text(labels) if self.per_cell else labels[0]
 
     def candidate(self, chosen: Sequence[str], label: str, last: bool) -> str:
         """Answer text up to and including ``label`` after the cells already ``chosen``.

@@ -14,6 +14,7 @@ from tokenizer_ext.budget import (
     estimate_sentence_tokens,
     fit_genes_per_cell,
 )
+from tokenizer_ext.cell_text import first_genes, multi_cell_text, split_multi_cell_text
 from tokenizer_ext.errors import (
     EnsemblIdError,
     ExpressionValueError,
@@ -35,7 +36,6 @@ from tokenizer_ext.inverse import (
     fit_rank_expression,
     reconstruct_adata,
     reconstruct_expression,
-    split_multi_cell_text,
 )
 from tokenizer_ext.prompt_ids import PromptBatch, PromptEncoder, PromptIds
 from tokenizer_ext.ranking import TIE_BREAKS, RankedCells
@@ -55,7 +55,6 @@ from tokenizer_ext.templates import (
     MULTI_CELL_SENTENCES,
     TEMPLATE_FIELDS,
     PromptTemplate,
-    multi_cell_text,
 )
 from tokenizer_ext.text_encoder import TextEncoder
 from tokenizer_ext.token_cache import GeneTokenCache
@@ -108,6 +107,7 @@ __all__ = [
     "clean_generated_sentence",
     "estimate_genes_per_cell",
     "estimate_sentence_tokens",
+    "first_genes",
     "fit_genes_per_cell",
     "fit_rank_expression",
     "guess_organism",

@@ -8,7 +8,6 @@ predictions (past rank ~2000) are clipped to 0 here unless ``clip=False``.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,6 @@ from tokenizer_ext.ranking import (
 from tokenizer_ext.vocab import GeneVocabulary
 
 LOG_RANK_THRESHOLD = 3.0
-_CELL_HEADER = re.compile(r"(?:^|\n)[ \t]*Cell \d+:[ \t]*(?:\n|$)")
 
 
 @dataclass(frozen=True)
@@ -227,14 +225,6 @@ def _strip_answer(text: str) -> str:
     if text.endswith("."):
         text = text[:-1].rstrip()
     return text
-
-
-def split_multi_cell_text(text: str) -> list[str]:
-    """Split a multi-cell answer (``"Cell 1:\\nA B.\\nCell 2:\\nC D.\\n"``) into sentences."""
-    pieces = _CELL_HEADER.split(text)
-    if pieces and not pieces[0].strip():
-        pieces = pieces[1:]
-    return [_strip_answer(p) for p in pieces]
 
 
 def reconstruct_expression(

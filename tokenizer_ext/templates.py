@@ -2,7 +2,7 @@
 
 A template is split at its cell-sentence placeholder so that the fixed text and
 the genes can be tokenised separately (see :mod:`tokenizer_ext.prompt_ids`).
-Multi-cell text follows C2S: for cell ``i`` (1-based) ``"Cell {i}:\\n" + genes + ".\\n"``.
+Multi-cell text follows C2S (:mod:`tokenizer_ext.cell_text`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tokenizer_ext.cell_text import CELL_END, CELL_HEADER
 from tokenizer_ext.errors import TemplateError
 
 CELL_SENTENCE = "cell_sentence"
@@ -34,11 +35,6 @@ class _Placeholder:
     name: str
     spec: str
     conversion: str | None
-
-
-def multi_cell_text(sentences: Sequence[str]) -> str:
-    """C2S multi-cell block: ``"Cell {i}:\\n" + sentence + ".\\n"`` for each cell."""
-    return "".join(f"Cell {i}:\n{s}.\n" for i, s in enumerate(sentences, start=1))
 
 
 class PromptTemplate:
@@ -118,9 +114,9 @@ class PromptTemplate:
             return [before]
         if self.sentence_field == CELL_SENTENCE:
             return [before, after]
-        gaps = [before + "Cell 1:\n"]
-        gaps += [f".\nCell {i}:\n" for i in range(2, n_cells + 1)]
-        gaps.append(".\n" + after)
+        gaps = [before + CELL_HEADER.format(i=1)]
+        gaps += [CELL_END + CELL_HEADER.format(i=i) for i in range(2, n_cells + 1)]
+        gaps.append(CELL_END + after)
         return gaps
 
     def render(self, cells: Sequence[Sequence[str]] = (), **fields: Any) -> str:

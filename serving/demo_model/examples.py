@@ -14,7 +14,7 @@ import numpy as np
 
 from serving.demo_model.dataset import ORGANISM, TISSUE, DemoData, describe_cells
 from serving.tasks import TaskRegistry
-from serving.tasks.cell_text import cell_blocks, first_genes
+from tokenizer_ext.cell_text import first_genes, multi_cell_text
 
 #: genes per cell the demo is trained on (its "trained ranges")
 PREDICTION_GENES = (50, 200)
@@ -134,7 +134,7 @@ class ExampleDrawer:
         return tuple(self.data.labels[c] for c in cells)
 
     def _cells_answer(self, cells: Sequence[int], k: int) -> dict[str, str]:
-        return {"multi_cell_sentences": cell_blocks([self._sentence(c, k) for c in cells])}
+        return {"multi_cell_sentences": multi_cell_text([self._sentence(c, k) for c in cells])}
 
     def _gene_set(self) -> tuple[str, tuple[str, ...]]:
         names = sorted(self.data.gene_sets)
@@ -179,7 +179,7 @@ class ExampleDrawer:
     def _multi_cell_type_prediction(self):
         cells, _, payload = self._multi_input()
         labels = self._labels(cells)
-        return payload, {"cell_types": cell_blocks(labels)}, labels
+        return payload, {"cell_types": multi_cell_text(labels)}, labels
 
     def _tissue_generation(self):
         cells, k = self._group(), self._k(MULTI_CELL_GENES)

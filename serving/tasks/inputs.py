@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from serving.tasks.cell_text import cell_blocks, first_genes
+from tokenizer_ext.cell_text import first_genes, multi_cell_text
 
 Organism = Literal["Homo sapiens", "Mus musculus"]
 
@@ -211,7 +211,7 @@ class MultiCellInput(TaskInput):
             **super().template_fields(),
             "num_genes": str(self.n_genes),
             "num_cells": str(len(self.cells)),
-            "multi_cell_sentences": cell_blocks(self.sentences()),
+            "multi_cell_sentences": multi_cell_text(self.sentences()),
         }
 
     def prompt_cells(self) -> list[list[str]]:
@@ -267,7 +267,7 @@ class MultiCellTypeGenerationInput(TaskInput):
             **super().template_fields(),
             "num_genes": str(self.n_genes),
             "num_cells": str(len(self.cell_types)),
-            "cell_types": cell_blocks(self.cell_types),
+            "cell_types": multi_cell_text(self.cell_types),
         }
 
     def output_size(self) -> OutputSize:

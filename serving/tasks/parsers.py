@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from enum import StrEnum
 
-from serving.tasks.cell_text import split_cell_blocks
 from serving.tasks.results import (
     AlphabeticalGenesResult,
     CellGenesResult,
@@ -19,6 +18,7 @@ from serving.tasks.results import (
     LabelResult,
     TextResult,
 )
+from tokenizer_ext.cell_text import split_multi_cell_text
 
 Vocabulary = Collection[str]
 Parser = Callable[[str, Vocabulary | None], object]
@@ -99,13 +99,13 @@ def parse_alphabetical_genes(
 def parse_cells(text: str, vocabulary: Vocabulary | None = None) -> CellGenesResult:
     """Several cell sentences, split on ``Cell N:`` and cleaned one by one."""
     return CellGenesResult(
-        cells=[parse_genes(body, vocabulary) for _, body in split_cell_blocks(text)]
+        cells=[parse_genes(body, vocabulary) for body in split_multi_cell_text(text)]
     )
 
 
 def parse_cell_labels(text: str, vocabulary: Vocabulary | None = None) -> CellLabelsResult:
     """One label per ``Cell N:`` block."""
-    return CellLabelsResult(labels=[body for _, body in split_cell_blocks(text)])
+    return CellLabelsResult(labels=[body for body in split_multi_cell_text(text)])
 
 
 def parse_text(text: str, vocabulary: Vocabulary | None = None) -> TextResult:

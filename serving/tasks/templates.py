@@ -17,16 +17,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from tokenizer_ext.errors import TemplateError
+
 #: choose a variant uniformly at random per request, as C2S does when formatting data
 RANDOM = "random"
 TemplateChoice = int | Literal["random"]
 
 #: C2S seeds Python's ``random`` with 42 before choosing templates (``random_seed=42``)
 C2S_TEMPLATE_SEED = 42
-
-
-class TemplateError(ValueError):
-    """A template file is malformed or uses placeholders its task cannot fill."""
 
 
 def placeholders(template: str) -> frozenset[str]:
