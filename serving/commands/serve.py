@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,9 @@ import typer
 import yaml
 from rich.console import Console
 
+from serving.commands.options import Verbose
 from serving.config import DEMO_MODEL_DIR, AppConfig
+from serving.logs import route_library_logs
 from serving.settings import C2SSettings
 
 console = Console(stderr=True)
@@ -61,8 +64,13 @@ def serve(
         str | None,
         typer.Option(help="Model name in /v1/models [default: the checkpoint's directory or id]"),
     ] = None,
+    log_file: Annotated[
+        Path, typer.Option(help="vLLM and Ray logs (warnings also reach the terminal)")
+    ] = Path("c2s-serve.log"),
+    verbose: Verbose = False,
 ) -> None:
     """Serve the OpenAI-compatible gateway over Ray Serve deployments."""
+    route_library_logs(log_file, verbose)
     import ray
     from ray import serve as ray_serve
 
@@ -77,7 +85,11 @@ def serve(
         ray.init(address=address)
     else:
         # Logical CPUs may exceed physical ones; every replica needs room to be placed.
-        ray.init(num_cpus=max(8, 4 * (os.cpu_count() or 1)), include_dashboard=False)
+        ray.init(
+            num_cpus=max(8, 4 * (os.cpu_count() or 1)),
+            include_dashboard=False,
+            logging_level=logging.INFO if verbose else logging.WARNING,
+        )
     ray_serve.start(http_options={"host": host, "port": port})
     console.print(
         f"[bold]c2s serve[/bold]: {app_config.engine.model} as '{app_config.gateway.model_name}'"
