@@ -8,8 +8,9 @@ it first. Unknown keys are errors everywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, model_validator
 
 from serving.engine.config import EngineConfig
 
@@ -28,6 +29,7 @@ class GatewayConfig(StrictModel):
     ----------
     model_name
         Base model id listed by ``/v1/models``; task models are ``<model_name>/<task>``.
+        In an `AppConfig` it defaults to the engine's `EngineConfig.public_name`.
     api_key
         When set, every route but ``/health`` requires ``Authorization: Bearer <key>``.
     max_body_bytes
@@ -50,7 +52,7 @@ class GatewayConfig(StrictModel):
         Browser origins allowed by CORS; empty (the default) sends no CORS headers.
     """
 
-    model_name: str = "c2s-pythia-410m"
+    model_name: str = DEMO_MODEL_DIR.name
     api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_inflight_requests: int = Field(default=256, ge=1)
@@ -105,3 +107,19 @@ class AppConfig(StrictModel):
     embedder_stage: StageConfig = Field(
         default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_models_after_the_checkpoint(cls, data: Any) -> Any:
+        """The gateway's model name follows the engine's checkpoint unless it is set."""
+        if not isinstance(data, dict):
+            return data
+        gateway = data.get("gateway") or {}
+        if isinstance(gateway, GatewayConfig):
+            gateway = gateway.model_dump(exclude_unset=True)
+        if "model_name" in gateway:
+            return data
+        engine = data.get("engine") or {"model": str(DEMO_MODEL_DIR)}
+        if not isinstance(engine, EngineConfig):
+            engine = EngineConfig.model_validate(engine)
+        return {**data, "gateway": {**gateway, "model_name": engine.public_name}}

@@ -15,7 +15,7 @@ from benchmarks.load_client import complete_request, openai_client
 from benchmarks.paths.child import emit, read_spec, read_workloads, run_stats
 
 #: the gateway's base model name (`serving.config.GatewayConfig.model_name`)
-BASE_MODEL = "c2s-pythia-410m"
+BASE_MODEL = "c2s-demo-pythia"
 
 
 def task_request(task: str, params: dict, inputs: dict) -> dict:

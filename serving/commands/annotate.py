@@ -22,6 +22,7 @@ from serving.commands.options import (
     RayApp,
     ShowProgress,
     UseRaw,
+    Verbose,
     fail,
     run_with_progress,
 )
@@ -31,6 +32,7 @@ from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
 from serving.jobs.job import RunResult
 from serving.label_scoring import SCORING_BLOCK_SIZE
 from serving.label_sets import read_label_file
+from serving.logs import route_library_logs
 from serving.settings import C2SSettings
 
 __all__ = ["annotate", "execution_config", "fail", "print_summary", "run_job"]
@@ -183,6 +185,7 @@ def annotate(
         int, typer.Option(help="Scored mode: labels kept per cell in the Parquet rows")
     ] = 5,
     progress: ShowProgress = True,
+    verbose: Verbose = False,
 ) -> None:
     """Annotate every cell of an .h5ad file: Parquet shards, annotated.h5ad, report.json."""
     try:
@@ -222,6 +225,7 @@ def annotate(
         )
     except ValidationError as exc:
         raise fail(_first_message(exc)) from None
+    route_library_logs(out / "engine.log", verbose)
     print_summary(run_job(config, show_progress=progress))
 
 

@@ -16,12 +16,15 @@ import typer
 from rich.console import Console
 
 from serving.commands.annotate import execution_config, fail, print_summary, run_job
+from serving.commands.options import Verbose
 from serving.config import DEMO_MODEL_DIR
 from serving.jobs import atomic
 from serving.jobs.config import AnnotateConfig
+from serving.logs import route_library_logs
 
 DATASET = "pbmc68k_reduced.h5ad"
 LABEL_KEY = "bulk_labels"
+ENGINE_LOG = "engine.log"
 
 
 def write_dataset(path: Path) -> None:
@@ -54,6 +57,7 @@ def demo(
         "demo-out"
     ),
     model: Annotated[Path, typer.Option(help="The demo checkpoint")] = DEMO_MODEL_DIR,
+    verbose: Verbose = False,
 ) -> None:
     """Annotate every cell of pbmc68k_reduced with the demo checkpoint; print accuracy."""
     if not (model / "config.json").is_file():
@@ -80,6 +84,8 @@ def demo(
     )
     console = Console()
     console.print(f"[bold]c2s demo[/bold]: {dataset} (.raw) with {model}")
+    if log_file := route_library_logs(out / ENGINE_LOG, verbose):
+        console.print(f"engine logs: {log_file}")
     result = run_job(config)
     print_summary(result)
     accuracy, n = held_out_accuracy(result.files["predictions"], dataset)

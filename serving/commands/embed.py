@@ -22,10 +22,12 @@ from serving.commands.options import (
     RayApp,
     ShowProgress,
     UseRaw,
+    Verbose,
     fail,
     run_with_progress,
 )
 from serving.jobs.embed import EmbedConfig
+from serving.logs import route_library_logs
 
 
 def embed(
@@ -50,6 +52,7 @@ def embed(
     request_cells: Annotated[int, typer.Option(help="Cells per build/embed call")] = 32,
     kv_cache_gib: KvCacheGib = 2,
     progress: ShowProgress = True,
+    verbose: Verbose = False,
 ) -> None:
     """Embed every cell of an .h5ad file (mean last hidden state of its C2S prompt)."""
     from serving.jobs.embed import embed as run
@@ -77,6 +80,7 @@ def embed(
         )
     except ValidationError as exc:
         raise fail(_first_message(exc)) from None
+    route_library_logs(out.with_suffix(".engine.log"), verbose)
     result = run_with_progress(lambda listener: run(config, listener), show_progress=progress)
     summary = result.summary
     Console().print(

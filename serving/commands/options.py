@@ -32,6 +32,10 @@ OrganismOption = Annotated[
 ]
 KvCacheGib = Annotated[int, typer.Option(help="KV cache of the CPU engine, GiB")]
 ShowProgress = Annotated[bool, typer.Option(help="Show the progress bar")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", help="vLLM and Ray logs on the terminal, not in the log file"),
+]
 
 
 def fail(message: str) -> typer.Exit:

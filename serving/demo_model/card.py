@@ -28,13 +28,29 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-#: measured on this project's 2-core machine when no other job ran (steps 0-50 and
-#: 1400-1600 of the recorded run); the rest of that run shared the cores with load 15-37
-IDLE_NOTE = (
-    "On an idle 2-core machine a step takes about 0.45 s, so training takes about 13 minutes "
-    "and the whole command about 16; the time above includes waiting for other jobs that "
-    "shared the machine."
-)
+def _step_time(training: dict) -> str:
+    """Seconds per training step and the load beside it, when the run recorded them."""
+    if "seconds_per_step" not in training:
+        return ""
+    return (
+        f"A training step took {training['seconds_per_step']:.2f} s on average (load average "
+        f"{training['load_average_1min_at_end']} at the end; the held-out curve excluded)."
+    )
+
+
+def curve_table(training: dict) -> str:
+    """The held-out curve: teacher-forced cell typing every few hundred steps."""
+    curve = training.get("held_out_curve")
+    if not curve:
+        return ""
+    rows = [
+        "Held-out cell typing during training (teacher-forced, `serving.demo_model.curve`):",
+        "",
+        "| step | answer loss | greedy-exact answers |",
+        "| --- | --- | --- |",
+    ]
+    rows += [f"| {p['step']} | {p['answer_loss']:.3f} | {_pct(p['greedy_exact'])} |" for p in curve]
+    return "\n".join(rows)
 
 
 def _sharing(training: dict) -> str:
@@ -118,7 +134,9 @@ answer plus {s["prompt_loss_weight"]} x the language-model loss on the prompt, s
 Final training loss {training["final_loss"]:.3f}. Time: {minutes:.1f} minutes for data,
 tokenizer and training on a 2-core CPU{_sharing(training)}, plus
 {metrics.get("seconds", 0) / 60:.1f} minutes of evaluation (engine start included).
-{IDLE_NOTE}
+{_step_time(training)}
+
+{curve_table(training)}
 
 Reproduce (from the repository root, in the project's virtual environment):
 

@@ -22,20 +22,22 @@ GENERATION_GENES = (20, 80)
 MULTI_CELL_GENES = (10, 40)
 MULTI_CELLS = (2, 5)
 
-#: share of each task in training; cell typing dominates, as the demo is judged on it
+#: share of each task in training; cell typing dominates, as the demo is judged on it (at
+#: 0.40 over 1600 steps it reached 79.3% held out; every other task still sees more examples
+#: than then, as the run is longer)
 TASK_WEIGHTS: dict[str, float] = {
-    "cell_type_prediction": 0.40,
-    "multi_cell_type_prediction": 0.08,
-    "cell_type_generation": 0.06,
-    "cell_generation": 0.05,
-    "multi_cell_generation": 0.04,
-    "tissue_prediction": 0.05,
-    "tissue_generation": 0.04,
-    "multi_cell_type_generation": 0.05,
-    "cells_to_abstract": 0.06,
-    "abstract_to_cells": 0.05,
-    "gene_set_to_genes": 0.06,
-    "genes_to_gene_set": 0.06,
+    "cell_type_prediction": 0.50,
+    "multi_cell_type_prediction": 0.07,
+    "cell_type_generation": 0.05,
+    "cell_generation": 0.04,
+    "multi_cell_generation": 0.035,
+    "tissue_prediction": 0.04,
+    "tissue_generation": 0.035,
+    "multi_cell_type_generation": 0.04,
+    "cells_to_abstract": 0.05,
+    "abstract_to_cells": 0.04,
+    "gene_set_to_genes": 0.05,
+    "genes_to_gene_set": 0.05,
 }
 
 

@@ -4,8 +4,9 @@ Run with ``make demo-model`` (``python -m serving.demo_model``), or alone with
 ``python -m serving.demo_model.train [--steps N] [--out DIR]`` for a smoke run.
 
 Every example is rendered by the task registry and tokenised by `PromptBuilder`, exactly
-as the server renders requests. The loss is the answer's plus half the language-model loss
-on the prompt, which measured better than the answer alone for cell typing.
+as the server renders requests. The loss is the answer's plus a language-model loss on the
+prompt at ``prompt_loss_weight`` (0.5 measured better than the answer alone for cell typing).
+Every ``CURVE_EVERY`` steps the held-out cell typing is logged (`serving.demo_model.curve`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.demo_model.curve import CURVE_EVERY, held_out_point
 from serving.demo_model.dataset import DemoData, load_demo_data
-from serving.demo_model.examples import TASK_WEIGHTS, Example, ExampleDrawer
+from serving.demo_model.examples import PREDICTION_GENES, TASK_WEIGHTS, Example, ExampleDrawer
 from serving.demo_model.model import DemoShape, gpt_neox_config
 from serving.demo_model.tokenizer import EOS, PAD, save_tokenizer, train_tokenizer
 from serving.prompt_builder import GENES_FILE, PromptBuilder
@@ -34,7 +36,7 @@ DEFAULT_OUT = Path("models/c2s-demo-pythia")
 class TrainSettings:
     """Everything that fixes a training run (written to ``training.json``)."""
 
-    steps: int = 1600
+    steps: int = 2400
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -118,8 +120,14 @@ def learning_rate(step: int, s: TrainSettings) -> float:
     return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_model(encoded: list[Encoded], vocab_size: int, pad_id: int, s: TrainSettings):
-    """Train a fresh demo GPT-NeoX; returns the model and the loss curve."""
+def train_model(
+    encoded: list[Encoded],
+    held_out: list[Encoded],
+    vocab_size: int,
+    pad_id: int,
+    s: TrainSettings,
+):
+    """Train a fresh demo GPT-NeoX; returns the model, the loss curve and the held-out curve."""
     import torch
     from transformers import GPTNeoXForCausalLM
 
@@ -129,7 +137,7 @@ def train_model(encoded: list[Encoded], vocab_size: int, pad_id: int, s: TrainSe
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     plan = batches(encoded, s, np.random.default_rng(s.data_seed))[: s.steps]
-    losses, started = [], time.monotonic()
+    losses, curve, started = [], [], time.monotonic()
     for step, batch in enumerate(plan):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, s)
@@ -144,13 +152,20 @@ def train_model(encoded: list[Encoded], vocab_size: int, pad_id: int, s: TrainSe
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
-        if step % 50 == 0 or step == len(plan) - 1:
+        last = step == len(plan) - 1
+        if (step + 1) % CURVE_EVERY == 0 or last:
+            point = {"step": step + 1, "seconds": round(time.monotonic() - started)}
+            point |= held_out_point(model, held_out, pad_id, collate)
+            point["curve_seconds"] = round(time.monotonic() - started - point["seconds"], 1)
+            curve.append(point)
+            print(f"held out at step {step + 1}: {point}", flush=True)
+        if step % 50 == 0 or last:
             elapsed = time.monotonic() - started
             print(
                 f"step {step:5d}/{len(plan)}  loss {np.mean(losses[-50:]):.3f}  {elapsed:6.0f}s",
                 flush=True,
             )
-    return model, losses
+    return model, losses, curve
 
 
 def save_checkpoint(model, out_dir: Path) -> None:
@@ -176,9 +191,13 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
     builder = PromptBuilder(tokenizer, DemoShape().max_position_embeddings, genes=data.genes)
     encoded = encode_examples(examples, builder)
     print(f"{len(encoded)} examples, mean {np.mean([len(e) for e in encoded]):.0f} tokens")
-    model, losses = train_model(
-        encoded, tokenizer.get_vocab_size(), tokenizer.token_to_id(PAD), settings
+    held_out = ExampleDrawer(data, data.held_out, registry, settings.data_seed)
+    held_out_encoded = encode_examples(held_out.cell_type_examples(PREDICTION_GENES[1]), builder)
+    train_started = time.monotonic()
+    model, losses, curve = train_model(
+        encoded, held_out_encoded, tokenizer.get_vocab_size(), tokenizer.token_to_id(PAD), settings
     )
+    train_seconds = time.monotonic() - train_started
     save_checkpoint(model, out_dir)
     report = {
         "settings": asdict(settings),
@@ -189,6 +208,12 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
         "train_cells": len(data.train),
         "held_out_cells": len(data.held_out),
         "final_loss": float(np.mean(losses[-50:])),
+        "held_out_curve": curve,
+        "train_seconds": round(train_seconds, 1),
+        # training steps alone, without the held-out curve's forward passes
+        "seconds_per_step": round(
+            (train_seconds - sum(p["curve_seconds"] for p in curve)) / len(losses), 3
+        ),
         "seconds": round(time.monotonic() - started, 1),
         # CPU seconds over wall seconds: about the thread count on an idle machine, lower
         # when other jobs share the cores
@@ -203,9 +228,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--steps", type=int, default=TrainSettings.steps)
+    parser.add_argument(
+        "--prompt-loss-weight", type=float, default=TrainSettings.prompt_loss_weight
+    )
     args = parser.parse_args(argv)
-    report = run(args.out, TrainSettings(steps=args.steps))
-    print(json.dumps({k: report[k] for k in ("final_loss", "seconds", "parameters")}))
+    settings = TrainSettings(steps=args.steps, prompt_loss_weight=args.prompt_loss_weight)
+    report = run(args.out, settings)
+    keys = ("final_loss", "seconds", "seconds_per_step", "parameters")
+    print(json.dumps({k: report[k] for k in keys}))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,6 +76,15 @@ class EngineConfig(BaseModel):
     warmup_prompt_tokens: int = Field(default=8, ge=6)
     served_model_name: str | None = None
     block_size: int | None = Field(default=None, ge=8, le=512)
+
+    @property
+    def public_name(self) -> str:
+        """The name clients use: ``served_model_name``, else the checkpoint directory's own
+        name, else the hub id as given."""
+        if self.served_model_name:
+            return self.served_model_name
+        path = Path(self.model)
+        return path.name if path.is_dir() else self.model
 
     @classmethod
     def for_offline_job(cls, model: str, **options: object) -> EngineConfig:

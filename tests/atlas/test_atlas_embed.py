@@ -49,7 +49,7 @@ async def test_embeddings_land_in_obsm_and_equal_the_gateways(
     sentences = cell_sentences(adata, top_k=N_GENES)
     cells = [s for i, s in enumerate(sentences) if i != 4]
     response = await fake_client.post(
-        "/v1/embeddings", json={"model": "c2s-pythia-410m", "input": cells, "n_genes": N_GENES}
+        "/v1/embeddings", json={"model": "c2s-demo-pythia", "input": cells, "n_genes": N_GENES}
     )
     served = np.asarray([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
     assert np.array_equal(served, np.delete(vectors, 4, axis=0))

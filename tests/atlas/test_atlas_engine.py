@@ -130,7 +130,7 @@ async def test_a_cell_embeds_identically_via_gateway_and_bulk_command(
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw/v1")
     client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http)
     response = await client.embeddings.create(
-        model="c2s-pythia-410m",
+        model="c2s-demo-pythia",
         input=cell_sentences(adata, top_k=n_genes),
         extra_body={"n_genes": n_genes},
     )
@@ -148,7 +148,7 @@ async def test_scored_completion_through_the_openai_client(tiny_stages):
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw/v1")
     client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http)
     completion = await client.completions.create(
-        model="c2s-pythia-410m/cell_type_prediction",
+        model="c2s-demo-pythia/cell_type_prediction",
         prompt=CELL,
         extra_body={"labels": list(PBMC_LABELS), "label_mode": "scored", "top_k_labels": 3},
     )

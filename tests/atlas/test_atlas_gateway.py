@@ -16,7 +16,7 @@ from serving.tasks import default_registry
 from tests.atlas.label_data import PBMC_LABELS
 from tests.task_inputs import CELL, CELLS
 
-MODEL = "c2s-pythia-410m"
+MODEL = "c2s-demo-pythia"
 LABELS = ["B cell", "T cell", "NK cell"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.task_inputs import CELL
 
-BASE = "c2s-pythia-410m"
+BASE = "c2s-demo-pythia"
 
 
 def assert_envelope(response, status: int, param: str | None = "any") -> dict:

@@ -40,7 +40,7 @@ async def test_shutdown_lets_in_flight_requests_finish(build_stage, decode_stage
         pending = asyncio.create_task(
             client.post(
                 "/v1/completions",
-                json={"model": "c2s-pythia-410m", "prompt": "x", "max_tokens": 64},
+                json={"model": "c2s-demo-pythia", "prompt": "x", "max_tokens": 64},
             )
         )
         while engine.num_unfinished_requests() == 0:
@@ -59,7 +59,7 @@ def test_the_serve_config_file_is_an_app_config():
     app_config = AppConfig.model_validate(application["args"])
     assert app_config.engine.dtype == "bfloat16"
     assert app_config.engine.max_model_len is None  # the checkpoint's 8192
-    assert app_config.gateway.model_name == "c2s-pythia-410m"
+    assert app_config.gateway.model_name == "c2s-demo-pythia"
 
 
 def test_unknown_app_config_keys_are_errors():

@@ -13,7 +13,7 @@ from tests.task_inputs import CELL, TASK_INPUTS
 
 pytestmark = pytest.mark.engine
 
-BASE = "c2s-pythia-410m"
+BASE = "c2s-demo-pythia"
 
 
 async def test_models_list(openai_client):

@@ -19,7 +19,7 @@ from tests.task_inputs import CELL
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-BASE = "c2s-pythia-410m"
+BASE = "c2s-demo-pythia"
 STARTUP_LIMIT_S = 420
 
 

@@ -37,7 +37,7 @@ async def test_endpoint_rows_equal_in_process_rows(pbmc_path, tmp_path, stages, 
         remote = await AnnotationJob(config, runner).run()
     rows = [pq.read_table(r.files["predictions"]) for r in (local, remote)]
     assert rows[1].drop(["model"]).equals(rows[0].drop(["model"]))
-    assert set(rows[1].column("model").to_pylist()) == {"c2s-pythia-410m/cell_type_prediction"}
+    assert set(rows[1].column("model").to_pylist()) == {"c2s-demo-pythia/cell_type_prediction"}
 
 
 async def test_multi_cell_groups_through_the_endpoint(pbmc_path, tmp_path, stages):

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-BASE = "c2s-pythia-410m"
+BASE = "c2s-demo-pythia"
 CTP = f"{BASE}/cell_type_prediction"
 COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
@@ -78,9 +78,9 @@ def expression(genes: list[str], values: list[Any]) -> dict:
 def broken_json() -> list[BadRequest]:
     bodies = {
         "not-json": b"{not json",
-        "truncated": b'{"model": "c2s-pythia-410m", "prompt": "x"',
+        "truncated": b'{"model": "c2s-demo-pythia", "prompt": "x"',
         "empty": b"",
-        "trailing-garbage": b'{"model": "c2s-pythia-410m"}{"x": 1}',
+        "trailing-garbage": b'{"model": "c2s-demo-pythia"}{"x": 1}',
         "nested-100k-deep": b"[" * 100_000 + b"]" * 100_000,
         "invalid-utf8": b'{"model": "\xff\xfe", "prompt": "\xc3\x28"}',
         "null": b"null",
@@ -452,7 +452,7 @@ def out_of_range_parameters() -> list[BadRequest]:
 
 
 def http_level() -> list[BadRequest]:
-    big = b'{"model": "c2s-pythia-410m", "prompt": "' + b"x" * TEN_MB + b'"}'
+    big = b'{"model": "c2s-demo-pythia", "prompt": "' + b"x" * TEN_MB + b'"}'
     return [
         post("completions-10mb-body", COMPLETIONS, big, "bytes", 413),
         post("tasks-10mb-body", "/v1/tasks/cell_type_prediction", big, "bytes", 413),

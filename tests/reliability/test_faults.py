@@ -66,7 +66,7 @@ def ray_app(tiny_checkpoint, tmp_path_factory):
 
 async def long_completion(client: httpx.AsyncClient, i: int) -> httpx.Response:
     body = {
-        "model": "c2s-pythia-410m",
+        "model": "c2s-demo-pythia",
         "prompt": f"{CELL} {i}",
         "max_tokens": 256,
         "ignore_eos": True,

@@ -18,7 +18,7 @@ MAX_EXAMPLES = 50
 
 
 #: valid names, so that generated bodies get past model lookup and reach the task code
-MODELS = ["c2s-pythia-410m", *(f"c2s-pythia-410m/{spec.name}" for spec in default_registry())]
+MODELS = ["c2s-demo-pythia", *(f"c2s-demo-pythia/{spec.name}" for spec in default_registry())]
 TASKS = [spec.name for spec in default_registry()]
 
 

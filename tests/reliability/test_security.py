@@ -18,7 +18,7 @@ from serving.tasks import default_registry
 from tests.reliability.conftest import asgi_client, error_of, fake_stages, serving_on_loopback
 
 KEY = "k3y-that-must-stay-secret-7f3a9"
-BASE = "c2s-pythia-410m"
+BASE = "c2s-demo-pythia"
 #: gene names that appear nowhere but in the request, so any log line holding them leaks it
 SECRET_GENES = [f"ZZSECRET{i}GENE" for i in range(40)]
 SECRET_CELL = " ".join(SECRET_GENES)

@@ -1,0 +1,38 @@
+"""``c2s demo`` on a terminal: our own lines and the progress bar, engine logs in a file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+#: the demo's own lines (header, log file, the bar's final frame, three summary lines, the
+#: held-out line; long ones wrap) and vLLM's and Python's start-up warnings, about 20 in all;
+#: with vLLM's INFO logs it printed about 70
+MOST_LINES = 30
+INFO_LINE = re.compile(r"\bINFO\b")
+
+
+@pytest.mark.slow
+def test_c2s_demo_prints_its_own_lines_and_routes_vllm_logs_to_a_file(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(lines) <= MOST_LINES, "\n".join(lines)
+    assert not [line for line in lines if INFO_LINE.search(line)]
+    assert any(line.startswith("c2s demo: ") for line in lines)
+    assert any(re.search(r"annotating .* 700/700", line) for line in lines)
+    assert any(line.startswith("700 cells annotated (700 now, 0 resumed)") for line in lines)
+    assert any(line.startswith("accuracy against bulk_labels: ") for line in lines)
+    assert any(line.startswith("held-out accuracy: ") for line in lines)
+    log = (tmp_path / "engine.log").read_text()
+    assert INFO_LINE.search(log) and "vllm" in log
+    # the engine core is a child process: its lines land in the same file
+    assert "EngineCore" in log
