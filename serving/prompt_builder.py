@@ -29,6 +29,7 @@ from serving.tasks.templates import (
 
 #: a model directory may list its genes here, one per line (the demo checkpoint does)
 GENES_FILE = "gene_vocabulary.txt"
+MAX_EXTRA_GENES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,9 @@ class PromptBuilder:
         self.gene_cache = GeneTokenCache(self.encoder, list(genes or reference_genes()))
         self.prompt_encoder = PromptEncoder(self.gene_cache)
         self.tokens_per_gene = float(self.gene_cache.token_counts.mean())
+        # Genes met in prompts join the cache up to this bound (memory stays bounded
+        # whatever clients send).
+        self.max_cached_genes = len(self.gene_cache) + MAX_EXTRA_GENES
         self._picker = TemplatePicker(template_seed)
 
     @classmethod
@@ -207,15 +211,26 @@ class PromptBuilder:
         from tokenizer_ext.templates import SENTENCE_FIELDS, TEMPLATE_FIELDS
 
         cells = data.prompt_cells()
-        vocabulary = self.gene_cache.vocabulary
         if (
             cells is None
             or not placeholders(template) <= set(TEMPLATE_FIELDS)
-            or not all(g in vocabulary for cell in cells for g in cell)
+            or not self._cache_genes(cells)
         ):
             return tuple(self.encoder.encode(text))
         fields = {k: v for k, v in data.template_fields().items() if k not in SENTENCE_FIELDS}
         return tuple(self.prompt_encoder.encode(template, cells, **fields).ids)
+
+    def _cache_genes(self, cells: Sequence[Sequence[str]]) -> bool:
+        """Whether every gene is cached, caching those outside the model's gene list while
+        the cache has room (a wide atlas's genes are then tokenised once, not per cell)."""
+        vocabulary = self.gene_cache.vocabulary
+        unknown = [g for cell in cells for g in cell if g not in vocabulary]
+        if not unknown:
+            return True
+        if len(vocabulary) + len(unknown) > self.max_cached_genes:
+            return False
+        self.prompt_encoder.add_genes(unknown)
+        return True
 
     def _spec(self, task: str | TaskSpec) -> TaskSpec:
         return task if isinstance(task, TaskSpec) else self.registry.get(task)

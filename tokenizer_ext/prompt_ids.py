@@ -187,6 +187,15 @@ class PromptEncoder:
         self._templates: dict[str, PromptTemplate] = {}
         self._table = self._new_table()
 
+    def add_genes(self, symbols: Sequence[str]) -> int:
+        """Cache genes outside the vocabulary (:meth:`GeneTokenCache.add_genes`)."""
+        added = self.token_cache.add_genes(symbols)
+        if added:
+            # Segment ids of text pieces follow the gene words: renumber from a new table.
+            self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
+            self._table = self._new_table()
+        return added
+
     def template(self, template: str | PromptTemplate) -> PromptTemplate:
         """Parsed template (parsed once per text)."""
         if isinstance(template, PromptTemplate):

@@ -42,14 +42,32 @@ class GeneTokenCache:
         self.vocabulary = (
             vocabulary if isinstance(vocabulary, GeneVocabulary) else GeneVocabulary(vocabulary)
         )
-        per_gene = self.encoder.encode_batch([" " + s for s in self.vocabulary.symbols])
-        self._gene_ids: list[tuple[int, ...]] = [tuple(ids) for ids in per_gene]
-        counts = np.fromiter((len(t) for t in self._gene_ids), dtype=np.int64)
-        self.token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.token_offsets[1:])
-        self.token_ids = np.fromiter(
-            (i for t in self._gene_ids for i in t), dtype=np.int32, count=int(counts.sum())
+        self._gene_ids: list[tuple[int, ...]] = []
+        self.token_offsets = np.zeros(1, dtype=np.int64)
+        self.token_ids = np.zeros(0, dtype=np.int32)
+        self._append_ids(self.vocabulary.symbols)
+
+    def add_genes(self, symbols: Iterable[str]) -> int:
+        """Cache genes outside the vocabulary (each tokenised once); returns how many were new.
+
+        They become new words of :attr:`vocabulary`, so prompts holding them are assembled
+        from pieces like any other; a dataset wider than the model's gene list is then
+        tokenised once per process, not once per cell.
+        """
+        added = self.vocabulary.add_symbols(symbols)
+        self._append_ids(added)
+        return len(added)
+
+    def _append_ids(self, symbols: Sequence[str]) -> None:
+        per_gene = [tuple(ids) for ids in self.encoder.encode_batch([" " + s for s in symbols])]
+        self._gene_ids.extend(per_gene)
+        counts = np.fromiter((len(t) for t in per_gene), dtype=np.int64, count=len(per_gene))
+        ends = self.token_offsets[-1] + np.cumsum(counts)
+        self.token_offsets = np.concatenate([self.token_offsets, ends])
+        new_ids = np.fromiter(
+            (i for t in per_gene for i in t), dtype=np.int32, count=int(counts.sum())
         )
+        self.token_ids = np.concatenate([self.token_ids, new_ids])
 
     def __len__(self) -> int:
         return len(self._gene_ids)

@@ -188,6 +188,21 @@ class GeneVocabulary:
         """Symbols of word indices."""
         return [self.symbols[w] for w in words]
 
+    def add_symbols(self, symbols: Iterable[str]) -> list[str]:
+        """Append words for the upper-cased ``symbols`` not yet known; returns them in order.
+
+        The new words map to no input column (:attr:`column_to_word` is unchanged): they are
+        genes of a dataset a prompt cache meets, outside the model's own gene list.
+        """
+        added = [s for s in dict.fromkeys(str(s).upper() for s in symbols) if s not in self._index]
+        bad = [s for s in added if not s or _WHITESPACE.search(s)]
+        if bad:
+            raise InvalidGeneSymbolError(f"gene names are empty or contain whitespace: {bad[:10]}")
+        for symbol in added:
+            self._index[symbol] = len(self._index)
+        self.symbols = self.symbols + tuple(added)
+        return added
+
 
 def _check_symbols(names: list[str], ensembl_threshold: float) -> None:
     bad = [n for n in names if not n or _WHITESPACE.search(n)]

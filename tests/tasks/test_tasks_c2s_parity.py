@@ -140,3 +140,15 @@ def test_multi_cell_tasks_match_c2s(builder, c2s_task, top_k):
         built = ours.build(spec, _payload(spec.name, group, top_k), RANDOM)
         assert built.text == expected["model_input"]
         assert spec.render_answer(_answer(spec.name, group, top_k)) == expected["response"]
+
+
+def test_genes_outside_the_model_list_are_cached_once_with_the_same_ids(pythia_tokenizer_dir):
+    builder = PromptBuilder(pythia_tokenizer_dir / "tokenizer.json", 8192, genes=["CD3D", "LYZ"])
+    payload = {"cell": "CD3D WIDEGENE1 LYZ wideGene2 WIDEGENE1", "organism": "Homo sapiens"}
+    built = builder.build("cell_type_prediction", payload)
+    assert built.token_ids == tuple(builder.encoder.encode(built.text))
+    assert builder.gene_cache.vocabulary.symbols == ("CD3D", "LYZ", "WIDEGENE1", "WIDEGENE2")
+    builder.max_cached_genes = 4  # full: new genes fall back to tokenising the prompt
+    other = builder.build("cell_type_prediction", {**payload, "cell": "CD3D NEWGENE"})
+    assert other.token_ids == tuple(builder.encoder.encode(other.text))
+    assert len(builder.gene_cache) == 4

@@ -214,3 +214,34 @@ def test_tiny_caches_stay_exact_when_they_are_cleared(pythia_tokenizer_path, gen
             assert batch[i] == encoder.token_cache.encoder.encode(text)
             assert encoder.verify(template, [cells.row(i)], organism=organism).n_tokens > 10
     assert len(encoder._text_ids) <= 3
+
+
+# Genes no model vocabulary holds: wide-atlas style, lower case, digits at the boundary.
+OUTSIDE_GENES = ["ZZQ1", "xkcd-9", "AB12.3", "QQ7", "ZZQ1", "ORF77B"]
+
+
+def test_genes_added_outside_the_vocabulary_get_full_tokenisation_ids(
+    pythia_tokenizer_path, gene_vocabulary
+):
+    cache = GeneTokenCache(pythia_tokenizer_path, list(gene_vocabulary.symbols))
+    encoder = PromptEncoder(cache)
+    known = list(gene_vocabulary.symbols[:3])
+    before = len(cache)
+    # upper-cased once, the duplicate counted once, known genes left alone
+    assert encoder.add_genes(OUTSIDE_GENES + known) == 5
+    assert len(cache) == len(cache.vocabulary) == before + 5
+    assert cache.vocabulary.symbols[before:] == ("ZZQ1", "XKCD-9", "AB12.3", "QQ7", "ORF77B")
+    assert cache.vocabulary.n_columns == gene_vocabulary.n_columns
+    assert encoder.add_genes(["zzq1"]) == 0
+    text_encoder = cache.encoder
+    for gene in ("ZZQ1", "XKCD-9", "ORF77B"):
+        assert cache.gene_ids(gene) == tuple(text_encoder.encode(" " + gene))
+    template = "The {num_genes} genes of a {organism} cell: {cell_sentence}.\nType:"
+    cell = ["XKCD-9", known[0], "ZZQ1", "ZZQ1", "AB12.3"]  # duplicates kept, in order
+    prompt = encoder.verify(template, [cell], organism="Homo sapiens")
+    assert prompt.genes_per_cell == 5
+    words = cache.vocabulary.encode(cell)
+    batch = encoder.encode_batch(
+        template, RankedCells(words, np.array([0, 5])), top_k=5, organism="Homo sapiens"
+    )
+    assert batch[0] == prompt.ids

@@ -89,3 +89,21 @@ def test_input_matrix_is_not_modified(pbmc_raw):
     adata.var_names = pbmc_raw.var_names
     cell_sentences(adata, tie_break="c2s")
     assert np.array_equal(matrix.indices, before[0]) and np.array_equal(matrix.data, before[1])
+
+
+@pytest.mark.parametrize("tie_break", ["c2s", "stable"])
+def test_top_k_of_wide_rows_equals_the_full_ranking_cut(tie_break):
+    from benchmarks.wide_atlas import cell_block
+
+    matrix = cell_block(np.random.default_rng(3), 40, 3_000, 900)  # many tied values
+    matrix.data[::7] = 0.0  # explicit zeros still consume C2S's shuffle
+    column_to_word = np.arange(3_000, dtype=np.int32)
+    full = ranking.rank_csr(
+        matrix, column_to_word, tie_break=tie_break, rng=np.random.RandomState(1234)
+    )
+    cut = ranking.rank_csr(
+        matrix, column_to_word, tie_break=tie_break, rng=np.random.RandomState(1234), top_k=200
+    )
+    assert cut.lengths.tolist() == [200] * 40
+    for row in range(40):
+        assert cut.row(row).tolist() == full.row(row)[:200].tolist()
