@@ -38,7 +38,7 @@ from tokenizer_ext.inverse import (
     reconstruct_expression,
 )
 from tokenizer_ext.prompt_ids import PromptBatch, PromptEncoder, PromptIds
-from tokenizer_ext.ranking import TIE_BREAKS, RankedCells
+from tokenizer_ext.ranking import TIE_BREAKS, RankedCells, advance_c2s_rng, rank_csr
 from tokenizer_ext.sentences import (
     RankedChunk,
     cell_sentences,
@@ -102,6 +102,7 @@ __all__ = [
     "TrainedRangeError",
     "TrainedRanges",
     "UnknownGeneError",
+    "advance_c2s_rng",
     "cell_sentences",
     "check_prompt_fits",
     "clean_generated_sentence",
@@ -117,6 +118,7 @@ __all__ = [
     "multi_cell_text",
     "open_expression",
     "rank_cells",
+    "rank_csr",
     "rank_vector",
     "ranked_to_sentences",
     "reconstruct_adata",

@@ -132,6 +132,22 @@ def rank_csr(
     return ranked
 
 
+def advance_c2s_rng(rng: np.random.RandomState, stored_counts: np.ndarray) -> None:
+    """Consume ``rng`` exactly as `rank_csr` with ``tie_break="c2s"`` does for rows with
+    these numbers of stored entries, without ranking them.
+
+    A worker that ranks only rows ``a:b`` of a file replays the rows before ``a`` with
+    this to start from the state a whole-file run has at row ``a``: the shuffle of a row
+    consumes the RNG according to its length only.
+    """
+    counts = np.asarray(stored_counts, dtype=np.int64)
+    if counts.size == 0:
+        return
+    scratch = np.empty(int(counts.max()), dtype=np.int64)
+    for n in counts.tolist():
+        rng.shuffle(scratch[:n])  # what rng.permutation(n) consumes, with no allocation
+
+
 def _check_values(data: np.ndarray) -> None:
     if data.size == 0:
         return

@@ -44,6 +44,8 @@ class PromptSettings:
     template_draws
         A random number per input row when variants are drawn per cell (or group); the
         variant is the draw modulo the task's number of variants.
+    draws_start
+        The input row of ``template_draws[0]``: a worker holds only its rows' draws.
     with_tissue
         Also ask each group's tissue.
     label_set
@@ -55,13 +57,14 @@ class PromptSettings:
     organism: str
     template_index: int = 0
     template_draws: np.ndarray | None = None
+    draws_start: int = 0
     with_tissue: bool = True
     label_set: LabelSet | None = None
 
     def template(self, row: int, n_templates: int) -> int:
         if self.template_draws is None:
             return self.template_index
-        return int(self.template_draws[row] % n_templates)
+        return int(self.template_draws[row - self.draws_start] % n_templates)
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,6 @@ async def _local(execution: ExecutionConfig) -> AsyncIterator[TaskRunner]:
 
 def _ray(execution: ExecutionConfig) -> TaskRunner:
     import ray
-    from ray import serve
-
-    from serving.deployments import RayStages
 
     address = execution.ray_address or "auto"
     if not ray.is_initialized():
@@ -80,6 +77,16 @@ def _ray(execution: ExecutionConfig) -> TaskRunner:
                 f"No Ray cluster at {address!r} ({exc}). Start the application with "
                 "`c2s serve`, or leave out --ray-address to run in this process."
             ) from None
+    return StagesRunner(serve_stages(execution), request_cells=execution.request_cells)
+
+
+def serve_stages(execution: ExecutionConfig):
+    """`RayStages` over the Serve application's deployments (Ray already initialised)."""
+    from ray import serve
+
+    from serving.deployments import RayStages
+
+    address = execution.ray_address or "auto"
 
     def handle(name: str):
         try:
@@ -90,5 +97,4 @@ def _ray(execution: ExecutionConfig) -> TaskRunner:
                 f"application {execution.ray_app!r} ({exc}); check --ray-app."
             ) from None
 
-    stages = RayStages(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER))
-    return StagesRunner(stages, request_cells=execution.request_cells)
+    return RayStages(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER))

@@ -18,8 +18,49 @@ from serving.tasks.inputs import DEFAULT_GENES_MULTI, DEFAULT_GENES_SINGLE, MAX_
 
 #: the tasks a bulk run answers: one label per cell, alone or within groups of cells
 BulkTask = Literal["cell_type_prediction", "multi_cell_type_prediction"]
-ExecutionMode = Literal["local", "ray", "endpoint"]
+ExecutionMode = Literal["local", "ray", "endpoint", "distributed"]
+#: what answers the prompts of a distributed run (`DistributedConfig.engine`)
+DistributedEngine = Literal["serve", "vllm", "instant"]
 TieBreak = Literal["c2s", "stable"]
+
+
+class DistributedConfig(StrictModel):
+    """How a ``distributed`` run spreads over a Ray cluster (`serving.jobs.distributed`).
+
+    Readers (each its own row ranges of the file, ranked from the RNG state a whole-file
+    run has there), prompt builders and decoders run as Ray tasks; the engines are the
+    Serve application's replicas or actors the job starts.
+
+    Attributes
+    ----------
+    engine
+        ``serve``: the Serve application's deployments (``ray_app``), which also build
+        and decode; ``vllm``: engine actors running ``ExecutionConfig.engine``;
+        ``instant``: actors of `serving.testing.FakeEngine` (tests and benchmarks: only
+        the job's own work costs anything).
+    workers
+        Range tasks in flight at once: the readers and builders working in parallel.
+    worker_cpus
+        CPUs a range task asks of Ray.
+    engine_actors, engine_cpus
+        Engine actors started (``vllm``, ``instant``) and the CPUs each asks.
+    shards_per_task
+        Consecutive shards one task reads and answers: its rows are read in one pass.
+    task_retries
+        Times Ray reruns a task whose worker died.
+    instant_delay_s
+        Seconds the instant engine takes per generated token: a run long enough to
+        watch or to kill in tests.
+    """
+
+    engine: DistributedEngine = "serve"
+    workers: int = Field(default=2, ge=1)
+    worker_cpus: float = Field(default=1.0, gt=0)
+    engine_actors: int = Field(default=1, ge=1)
+    engine_cpus: float = Field(default=1.0, ge=0)
+    shards_per_task: int = Field(default=4, ge=1)
+    task_retries: int = Field(default=3, ge=0)
+    instant_delay_s: float = Field(default=0.0, ge=0)
 
 
 class ExecutionConfig(StrictModel):
@@ -30,9 +71,10 @@ class ExecutionConfig(StrictModel):
     mode
         ``local``: the stages and a vLLM engine in this process; ``ray``: the deployments
         of a running Ray Serve application; ``endpoint``: a remote gateway's
-        ``POST /v1/tasks/{task}``.
+        ``POST /v1/tasks/{task}``; ``distributed``: readers, builders and engines as
+        Ray tasks and actors over a cluster (`distributed`).
     engine
-        The engine to start in ``local`` mode.
+        The engine to start in ``local`` mode (and in ``vllm`` engine actors).
     model_dir
         A local checkpoint or tokenizer directory: the stages' files in ``local`` mode,
         and, in every mode, the tokenizer that sizes multi-cell groups to the context
@@ -42,7 +84,8 @@ class ExecutionConfig(StrictModel):
     api_key
         The gateway's bearer key (from ``C2S_API_KEY`` at the edge).
     ray_address
-        Address of the Ray cluster (``auto`` finds a local one), in ``ray`` mode.
+        Address of the Ray cluster (``auto`` finds a local one), in ``ray`` mode; in
+        ``distributed`` mode, without one a Ray instance is started in this process.
     ray_app
         Name of the Serve application whose deployments to call.
     max_inflight_cells
@@ -52,6 +95,8 @@ class ExecutionConfig(StrictModel):
         parallel while the engine batches continuously.
     request_timeout_s
         Time allowed for one HTTP batch, in ``endpoint`` mode.
+    distributed
+        The ``distributed`` mode's settings.
     """
 
     mode: ExecutionMode = "local"
@@ -64,6 +109,7 @@ class ExecutionConfig(StrictModel):
     max_inflight_cells: int = Field(default=512, ge=1)
     request_cells: int = Field(default=32, ge=1)
     request_timeout_s: float = Field(default=600.0, gt=0)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="after")
     def _mode_has_what_it_needs(self) -> ExecutionConfig:
@@ -71,6 +117,14 @@ class ExecutionConfig(StrictModel):
             raise ValueError("local execution needs an engine config (the model to serve)")
         if self.mode == "endpoint" and not self.endpoint:
             raise ValueError("endpoint execution needs the gateway's URL (--endpoint)")
+        if self.mode == "distributed" and self.distributed.engine == "vllm" and not self.engine:
+            raise ValueError("vllm engine actors need an engine config (the model to serve)")
+        builds_prompts = self.mode == "distributed" and self.distributed.engine != "serve"
+        if builds_prompts and self.tokenizer_dir is None:
+            raise ValueError(
+                "distributed runs that build their own prompts need the model's "
+                "tokenizer directory on every node (--model DIR)"
+            )
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
         return self
@@ -89,8 +143,14 @@ class ExecutionConfig(StrictModel):
         """What answers the prompts: the local model, the Ray app or the endpoint."""
         if self.mode == "local" and self.engine is not None:
             return self.engine.model
-        if self.mode == "ray":
+        if self.mode == "ray" or (
+            self.mode == "distributed" and self.distributed.engine == "serve"
+        ):
             return f"ray://{self.ray_address or 'auto'}/{self.ray_app}"
+        if self.mode == "distributed" and self.distributed.engine == "vllm" and self.engine:
+            return self.engine.model
+        if self.mode == "distributed":
+            return "instant"
         return self.endpoint or ""
 
 
@@ -181,6 +241,12 @@ class AnnotateConfig(StrictModel):
             raise ValueError(
                 f"{self.task} groups cells by an obs column: set group_key (--group-key), "
                 "e.g. the sample, donor or cluster column"
+            )
+        if self.multi_cell and self.execution.mode == "distributed":
+            # a group's cells lie anywhere in the file, so no reader owns them all
+            raise ValueError(
+                "distributed runs answer cell_type_prediction, whose shards are row ranges; "
+                "run multi-cell groups with --ray-address (the Serve app) instead"
             )
         if self.min_group_cells > self.max_group_cells:
             raise ValueError("min_group_cells must not exceed max_group_cells")

@@ -66,6 +66,13 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.table(columns, schema=ROW_SCHEMA)
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A shard's table as the bytes of its Parquet file (the same wherever it is made)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def shard_name(index: int) -> str:
     return f"part-{index:06d}.parquet"
 
@@ -121,11 +128,10 @@ class ShardStore:
         except (OSError, pa.ArrowException):  # not written by a commit: redo it
             return False
 
-    def commit(self, index: int, table: pa.Table) -> None:
-        """Write shard ``index`` atomically."""
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        atomic.write_bytes(self.shards_dir / shard_name(index), sink.getvalue().to_pybytes())
+    def commit(self, index: int, table: pa.Table | bytes) -> None:
+        """Write shard ``index`` atomically (a table, or its `parquet_bytes`)."""
+        data = table if isinstance(table, bytes) else parquet_bytes(table)
+        atomic.write_bytes(self.shards_dir / shard_name(index), data)
 
     def record_progress(self, done: Iterable[int], plan: ShardPlan) -> None:
         """Rewrite the progress record (for people and monitors; the shards decide)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 from serving.engine import (
     Completion,
@@ -16,6 +18,42 @@ from serving.engine import (
     TokenLogprob,
 )
 from serving.errors import EngineUnavailable, PromptTooLong
+
+#: what `scripted` answers: cell types, and the tissue of a group
+LABELS = ("B cell", "T cell", "Monocyte", "NK cell")
+TISSUE = "peripheral blood"
+_CELL_HEADER = re.compile(r"(?:^|\n)Cell (\d+):\n")
+
+Reply = Callable[[Sequence[int]], str]
+
+
+def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
+    """Labels drawn from the prompt ids: one per cell for multi-cell prompts, a tissue
+    when the prompt's cue asks for one."""
+
+    def reply(ids: Sequence[int]) -> str:
+        text = decode(list(ids))
+        n_cells = len(_CELL_HEADER.findall(text))
+        if n_cells and "tissue" in text.rsplit("\n", 1)[-1].lower():
+            return f" {TISSUE}."
+        seed = sum(ids)
+        if n_cells:
+            blocks = "".join(
+                f"Cell {i}:\n{LABELS[(seed + i) % len(LABELS)]}.\n" for i in range(1, n_cells + 1)
+            )
+            return f" {blocks}."
+        return f" {LABELS[seed % len(LABELS)]}."
+
+    return reply
+
+
+def instant_engine(tokenizer_dir: Path) -> FakeEngine:
+    """A `FakeEngine` with `scripted` answers over a model's tokenizer: an engine that
+    costs nothing, for measuring and testing the layers above it."""
+    from serving.stages import BuildStage
+
+    encoder = BuildStage.from_model(tokenizer_dir).builder.encoder
+    return FakeEngine(scripted(encoder.decode), encoder.encode, encoder.decode)
 
 
 def hashed_logprob(context: Sequence[int], token: int) -> float:

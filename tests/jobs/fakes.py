@@ -1,49 +1,25 @@
 """A deterministic serving stack without vLLM, shared by the tests and their subprocesses.
 
 The real `BuildStage` and `DecodeStage` over Pythia's tokenizer, and `FakeEngine` whose
-answers depend only on the prompt's token ids, so that any two runs over the same cells
-give the same rows.
+answers (`serving.testing.fake_engine.scripted`) depend only on the prompt's token ids,
+so that any two runs over the same cells give the same rows.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from serving.engine import EngineConfig
 from serving.jobs import AnnotateConfig, ExecutionConfig, StagesRunner
 from serving.pipeline import LocalStages
 from serving.stages import BuildStage, DecodeStage
-from serving.testing.fake_engine import FakeEngine
+from serving.testing.fake_engine import LABELS, TISSUE, FakeEngine, Reply, scripted
 
 TOKENIZER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "pythia-tokenizer"
-LABELS = ("B cell", "T cell", "Monocyte", "NK cell")
-TISSUE = "peripheral blood"
 MODEL_NAME = "fake-c2s"
-_CELL_HEADER = re.compile(r"(?:^|\n)Cell (\d+):\n")
 
-Reply = Callable[[Sequence[int]], str]
-
-
-def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
-    """Labels drawn from the prompt ids: one per cell for multi-cell prompts, a tissue
-    when the prompt's cue asks for one."""
-
-    def reply(ids: Sequence[int]) -> str:
-        text = decode(list(ids))
-        n_cells = len(_CELL_HEADER.findall(text))
-        if n_cells and "tissue" in text.rsplit("\n", 1)[-1].lower():
-            return f" {TISSUE}."
-        seed = sum(ids)
-        if n_cells:
-            blocks = "".join(
-                f"Cell {i}:\n{LABELS[(seed + i) % len(LABELS)]}.\n" for i in range(1, n_cells + 1)
-            )
-            return f" {blocks}."
-        return f" {LABELS[seed % len(LABELS)]}."
-
-    return reply
+#: re-exported for the tests that check scripted answers
+__all__ = ["LABELS", "MODEL_NAME", "TISSUE", "fake_runner", "fake_stages", "job_config", "scripted"]
 
 
 def fake_stages(
