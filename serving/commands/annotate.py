@@ -28,7 +28,7 @@ from serving.commands.options import (
 )
 from serving.config import DEMO_MODEL_DIR
 from serving.engine.config import EngineConfig
-from serving.jobs.config import AnnotateConfig, BulkTask, ExecutionConfig
+from serving.jobs.config import AnnotateConfig, BulkTask, DistributedConfig, ExecutionConfig
 from serving.jobs.job import RunResult
 from serving.label_scoring import SCORING_BLOCK_SIZE
 from serving.label_sets import read_label_file
@@ -63,8 +63,10 @@ def execution_config(
     ray_address: str | None,
     engine_options: dict[str, Any],
     execution_options: dict[str, Any],
+    distributed: DistributedConfig | None = None,
 ) -> ExecutionConfig:
-    """The execution mode the flags ask for: endpoint, Ray Serve, else in-process.
+    """The execution mode the flags ask for: distributed (when ``distributed`` is given),
+    endpoint, Ray Serve, else in-process.
 
     A remote model's tokenizer (for sizing groups) is the ``--model`` directory when one is
     named; the demo checkpoint is the default of in-process runs only.
@@ -72,6 +74,18 @@ def execution_config(
     settings = C2SSettings()
     named = model or settings.model
     model_dir = Path(named) if named and Path(named).is_dir() else None
+    if distributed is not None:
+        engine = None
+        if distributed.engine == "vllm":
+            engine = EngineConfig.for_offline_job(named or str(DEMO_MODEL_DIR), **engine_options)
+        return ExecutionConfig(
+            mode="distributed",
+            ray_address=ray_address,
+            engine=engine,
+            model_dir=model_dir or (None if named else DEMO_MODEL_DIR),
+            distributed=distributed,
+            **execution_options,
+        )
     if endpoint:
         return ExecutionConfig(
             mode="endpoint",
@@ -139,8 +153,38 @@ def annotate(
         str | None, typer.Option(help="A remote gateway's URL (key from C2S_API_KEY)")
     ] = None,
     ray_address: Annotated[
-        str | None, typer.Option(help="Use the Serve app on this Ray cluster ('auto': local)")
+        str | None,
+        typer.Option(
+            help="Use the Serve app on this Ray cluster ('auto': local); with --mode "
+            "distributed, the cluster to spread over (default: Ray started here)"
+        ),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (from --endpoint/--ray-address, else in-process) or distributed: "
+            "readers, builders and engines as Ray tasks and actors over a cluster"
+        ),
+    ] = "auto",
+    distributed_engine: Annotated[
+        str,
+        typer.Option(
+            help="--mode distributed: serve (the Serve app's replicas), vllm (engine "
+            "actors of --model) or instant (a fake engine: tests and benchmarks)"
+        ),
+    ] = "serve",
+    workers: Annotated[
+        int, typer.Option(help="--mode distributed: row-range tasks in flight at once")
+    ] = 2,
+    engine_actors: Annotated[
+        int, typer.Option(help="--mode distributed: engine actors (vllm, instant)")
+    ] = 1,
+    engine_cpus: Annotated[
+        float, typer.Option(help="--mode distributed: CPUs each engine actor asks of Ray")
+    ] = 1.0,
+    shards_per_task: Annotated[
+        int, typer.Option(help="--mode distributed: consecutive shards per row-range task")
+    ] = 4,
     ray_app: RayApp = "c2s",
     use_raw: UseRaw = False,
     layer: Layer = None,
@@ -199,6 +243,14 @@ def annotate(
                 "request_cells": request_cells,
                 "ray_app": ray_app,
             },
+            distributed=_distributed(
+                mode,
+                engine=distributed_engine,
+                workers=workers,
+                engine_actors=engine_actors,
+                engine_cpus=engine_cpus,
+                shards_per_task=shards_per_task,
+            ),
         )
         config = AnnotateConfig(
             input=input_file,
@@ -227,6 +279,12 @@ def annotate(
         raise fail(_first_message(exc)) from None
     route_library_logs(out / "engine.log", verbose)
     print_summary(run_job(config, show_progress=progress))
+
+
+def _distributed(mode: str, **options: Any) -> DistributedConfig | None:
+    if mode not in ("auto", "distributed"):
+        raise typer.BadParameter("auto or distributed", param_hint="--mode")
+    return DistributedConfig(**options) if mode == "distributed" else None
 
 
 def _labels(path: Path | None) -> tuple[str, ...] | None:
