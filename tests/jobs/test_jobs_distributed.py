@@ -201,6 +201,31 @@ async def test_a_run_resumes_after_its_driver_is_killed(cluster, pbmc_path, loca
     assert_same_shards(tmp_path, local_run)
 
 
+@pytest.mark.slow  # Serve's controller and replicas start in about 40 s here
+async def test_the_serve_apps_replicas_answer_a_distributed_run(
+    cluster, pbmc_path, local_run, tmp_path
+):
+    from ray import serve
+
+    from serving.testing.instant_serve import instant_app
+    from tests.jobs.fakes import TOKENIZER_DIR
+
+    serve.start(proxy_location="Disabled")
+    try:
+        serve.run(instant_app(TOKENIZER_DIR), name="c2s-instant", route_prefix=None)
+        config = distributed_config(pbmc_path, tmp_path, cluster, shards_per_task=4)
+        execution = config.execution.model_copy(
+            update={
+                "ray_app": "c2s-instant",
+                "distributed": DistributedConfig(engine="serve", workers=2, shards_per_task=4),
+            }
+        )
+        await annotate(config.model_copy(update={"execution": execution}))
+    finally:
+        serve.shutdown()
+    assert_same_shards(tmp_path, local_run)
+
+
 DRIVER = """
 import asyncio, sys
 from pathlib import Path
