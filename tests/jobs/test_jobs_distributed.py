@@ -226,6 +226,45 @@ async def test_the_serve_apps_replicas_answer_a_distributed_run(
     assert_same_shards(tmp_path, local_run)
 
 
+@pytest.mark.engine
+@pytest.mark.slow
+async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
+    cluster, pbmc_adata, tmp_path
+):
+    from serving.config import DEMO_MODEL_DIR
+    from serving.engine import EngineConfig
+    from serving.stages import BuildStage, PromptJob
+    from tokenizer_ext import cell_sentences
+
+    if not (DEMO_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the demo checkpoint is not built")
+    path = tmp_path / "pbmc48.h5ad"
+    pbmc_adata[:48].copy().write_h5ad(path)
+    execution = ExecutionConfig(
+        mode="distributed",
+        ray_address=cluster,
+        engine=EngineConfig(model=str(DEMO_MODEL_DIR), kv_cache_gib=1),
+        model_dir=DEMO_MODEL_DIR,
+        request_cells=8,
+        distributed=DistributedConfig(engine="vllm", workers=2, shards_per_task=1),
+    )
+    config = AnnotateConfig(
+        input=path, out=tmp_path / "out", use_raw=True, shard_cells=16, execution=execution
+    )
+    await annotate(config)
+    rows = pq.read_table(tmp_path / "out" / "shards").sort_by("row").to_pylist()
+    # the prompts are the ones this process builds for the same cells, in row order
+    build = BuildStage.from_model(DEMO_MODEL_DIR)
+    jobs = [
+        PromptJob("cell_type_prediction", {"cell": s, "n_genes": 200, "organism": "Homo sapiens"})
+        for s in cell_sentences(path, use_raw=True, top_k=200)
+    ]
+    assert [r["prompt_tokens"] for r in rows] == [p.prompt_tokens for p in build.build(jobs)]
+    assert {r["model"] for r in rows} == {"c2s-demo-pythia"}
+    assert all(r["output_tokens"] > 0 and r["finish_reason"] for r in rows)
+    assert sum(r["status"] == "ok" for r in rows) >= 40
+
+
 DRIVER = """
 import asyncio, sys
 from pathlib import Path
