@@ -182,6 +182,9 @@ def annotate(
     engine_cpus: Annotated[
         float, typer.Option(help="--mode distributed: CPUs each engine actor asks of Ray")
     ] = 1.0,
+    engine_gpus: Annotated[
+        float, typer.Option(help="--mode distributed: GPUs each engine actor asks of Ray")
+    ] = 0.0,
     shards_per_task: Annotated[
         int, typer.Option(help="--mode distributed: consecutive shards per row-range task")
     ] = 4,
@@ -249,6 +252,7 @@ def annotate(
                 workers=workers,
                 engine_actors=engine_actors,
                 engine_cpus=engine_cpus,
+                engine_gpus=engine_gpus,
                 shards_per_task=shards_per_task,
             ),
         )

@@ -42,8 +42,8 @@ class DistributedConfig(StrictModel):
         Range tasks in flight at once: the readers and builders working in parallel.
     worker_cpus
         CPUs a range task asks of Ray.
-    engine_actors, engine_cpus
-        Engine actors started (``vllm``, ``instant``) and the CPUs each asks.
+    engine_actors, engine_cpus, engine_gpus
+        Engine actors started (``vllm``, ``instant``) and the CPUs and GPUs each asks.
     shards_per_task
         Consecutive shards one task reads and answers: its rows are read in one pass.
     task_retries
@@ -58,6 +58,7 @@ class DistributedConfig(StrictModel):
     worker_cpus: float = Field(default=1.0, gt=0)
     engine_actors: int = Field(default=1, ge=1)
     engine_cpus: float = Field(default=1.0, ge=0)
+    engine_gpus: float = Field(default=0.0, ge=0)
     shards_per_task: int = Field(default=4, ge=1)
     task_retries: int = Field(default=3, ge=0)
     instant_delay_s: float = Field(default=0.0, ge=0)
@@ -119,12 +120,9 @@ class ExecutionConfig(StrictModel):
             raise ValueError("endpoint execution needs the gateway's URL (--endpoint)")
         if self.mode == "distributed" and self.distributed.engine == "vllm" and not self.engine:
             raise ValueError("vllm engine actors need an engine config (the model to serve)")
-        builds_prompts = self.mode == "distributed" and self.distributed.engine != "serve"
-        if builds_prompts and self.tokenizer_dir is None:
-            raise ValueError(
-                "distributed runs that build their own prompts need the model's "
-                "tokenizer directory on every node (--model DIR)"
-            )
+        instant = self.mode == "distributed" and self.distributed.engine == "instant"
+        if instant and self.tokenizer_dir is None:
+            raise ValueError("the instant engine needs a tokenizer directory (--model DIR)")
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
         return self

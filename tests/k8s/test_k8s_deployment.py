@@ -128,7 +128,8 @@ def test_every_engine_and_stage_pod_shares_one_model_cache_path(manifests):
     claims = {m["metadata"]["name"] for m in manifests if m["kind"] == "PersistentVolumeClaim"}
     assert "c2s-model-cache" in claims
     pods = dict(ray_pod_specs(manifests))
-    pods["annotate-engine"] = ray_pod_specs(manifests, "RayJob")["engine"]
+    job_pods = ray_pod_specs(manifests, "RayJob")
+    pods["annotate-engine"], pods["annotate-readers"] = job_pods["engine"], job_pods["readers"]
     paths = set()
     for group, pod in pods.items():
         (mount,) = _mounts(pod, "c2s-model-cache")
@@ -138,25 +139,49 @@ def test_every_engine_and_stage_pod_shares_one_model_cache_path(manifests):
     assert len(paths) == 1, "the tokenizer path resolved on one pod must exist on the others"
 
 
+def _flag(argv: list[str], name: str, default: str | None = None) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
 def test_the_annotation_job_runs_c2s_annotate_on_the_datasets_volume(overlay, manifests):
     job = one(manifests, "RayJob")["spec"]
     argv = shlex.split(job["entrypoint"])
     assert argv[:2] == ["c2s", "annotate"]
     data_input, out = argv[2], argv[argv.index("--out") + 1]
-    worker = ray_pod_specs(manifests, "RayJob")["engine"]
-    (mount,) = _mounts(worker, "c2s-datasets")
-    assert data_input.startswith(mount + "/") and data_input.endswith(".h5ad")
-    assert out.startswith(mount + "/")
+    pods = ray_pod_specs(manifests, "RayJob")
+    # the driver (outputs) and the readers (row ranges of the input) see the same files
+    for group in ("engine", "readers"):
+        (mount,) = _mounts(pods[group], "c2s-datasets")
+        assert data_input.startswith(mount + "/") and data_input.endswith(".h5ad"), group
+        assert out.startswith(mount + "/"), group
     # the driver is placed on the worker that has the data and the engine's hardware
     wanted = json.loads(job["entrypointResources"])
-    (group,) = job["rayClusterSpec"]["workerGroupSpecs"]
-    assert all(float(group["resources"][k]) >= v for k, v in wanted.items())
-    gpus = _container(worker)["resources"]["limits"].get("nvidia.com/gpu")
+    groups = {g["groupName"]: g for g in job["rayClusterSpec"]["workerGroupSpecs"]}
+    assert all(float(groups["engine"]["resources"][k]) >= v for k, v in wanted.items())
+    assert "entrypointNumGpus" not in job  # the engine actor, not the driver, has the GPU
+
+
+def test_the_annotation_job_fits_its_engine_actor_and_readers_in_its_pods(overlay, manifests):
+    job = one(manifests, "RayJob")["spec"]
+    argv = shlex.split(job["entrypoint"])
+    assert _flag(argv, "--mode") == "distributed" and _flag(argv, "--ray-address") == "auto"
+    assert _flag(argv, "--distributed-engine") == "vllm"
+    pods = ray_pod_specs(manifests, "RayJob")
+    limits = _container(pods["engine"])["resources"]["limits"]
+    # the engine actor and the driver share the engine pod
+    engine_cpus = float(_flag(argv, "--engine-cpus", "1"))
+    assert engine_cpus + job["entrypointNumCpus"] <= float(limits["cpu"])
+    engine_gpus = float(_flag(argv, "--engine-gpus", "0"))
+    gpus = limits.get("nvidia.com/gpu")
     if overlay == "gpu":
-        assert job["entrypointNumGpus"] >= 1 and int(gpus) >= job["entrypointNumGpus"]
+        assert engine_gpus >= 1 and int(gpus) >= engine_gpus
     else:
-        assert "entrypointNumGpus" not in job and gpus is None
+        assert engine_gpus == 0 and gpus is None
         assert "/app/models/c2s-demo-pythia" in argv
+    # the readers run their CPUs' worth of range tasks at the replicas the job starts with
+    groups = {g["groupName"]: g for g in job["rayClusterSpec"]["workerGroupSpecs"]}
+    reader_cpus = float(_container(pods["readers"])["resources"]["limits"]["cpu"])
+    assert int(_flag(argv, "--workers")) <= reader_cpus * groups["readers"]["maxReplicas"]
 
 
 def test_every_container_runs_the_overlays_image_target(overlay, manifests):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -158,15 +159,16 @@ async def open_engines(execution: ExecutionConfig) -> AsyncIterator[Engines]:
 
 
 def _connect(execution: ExecutionConfig) -> bool:
-    """Join the cluster at ``ray_address``, or start one in this process; whether this
-    call started Ray (and so shuts it down)."""
+    """Join the cluster at ``ray_address`` (or ``RAY_ADDRESS``), else start Ray in this
+    process; whether this call started or joined Ray (and so shuts it down)."""
     import ray
 
     if ray.is_initialized():
         return False
+    address = execution.ray_address or os.environ.get("RAY_ADDRESS") or None
     try:
-        if execution.ray_address:
-            ray.init(address=execution.ray_address, log_to_driver=False)
+        if address:  # a cluster's, or the one a Ray job (a RayJob's driver) runs in
+            ray.init(address=address, log_to_driver=False)
         else:
             # loopback: a single-machine run must not advertise an address it cannot reach
             ray.init(_node_ip_address="127.0.0.1", log_to_driver=False)

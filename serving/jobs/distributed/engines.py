@@ -74,6 +74,7 @@ def start_engine_hosts(
 
     host = ray.remote(EngineHost).options(
         num_cpus=distributed.engine_cpus,
+        num_gpus=distributed.engine_gpus,
         max_restarts=-1,
         max_task_retries=-1,
         max_concurrency=10_000,

@@ -23,7 +23,7 @@ import numpy as np
 from serving.engine import EngineLimits
 from serving.jobs.answer import PromptSettings, ReadyShard, ShardAnswerer
 from serving.jobs.cells import CellChunk, rows_per_read
-from serving.jobs.config import AnnotateConfig
+from serving.jobs.config import AnnotateConfig, ExecutionConfig
 from serving.jobs.distributed.ranges import RowRange
 from serving.jobs.flow import InflightCells, first_error
 from serving.jobs.plan import Shard
@@ -148,10 +148,20 @@ def _runner(context: RunContext) -> StagesRunner:
         from serving.jobs.distributed.engines import ActorEngine
         from serving.pipeline import LocalStages
 
-        assert execution.tokenizer_dir is not None  # ExecutionConfig checks it
-        builder, decoder = _plain_stages(execution.tokenizer_dir, context.limits.max_model_len)
+        builder, decoder = _plain_stages(_tokenizer_dir(execution), context.limits.max_model_len)
         stages = LocalStages(builder, ActorEngine(context.engine_hosts, context.limits), decoder)
     return StagesRunner(stages, context.model_name, request_cells=execution.request_cells)
+
+
+def _tokenizer_dir(execution: ExecutionConfig) -> Path:
+    """The model's tokenizer files on this node: the configured directory, else the hub
+    id's snapshot in the Hugging Face cache (shared by the nodes on Kubernetes)."""
+    if execution.tokenizer_dir is not None:
+        return execution.tokenizer_dir
+    from serving.engine.checkpoint import local_model_dir
+
+    assert execution.engine is not None  # ExecutionConfig checks it
+    return Path(local_model_dir(execution.engine.tokenizer_path))
 
 
 @functools.cache
