@@ -69,3 +69,36 @@ def test_scored_label_sets_get_small_kv_blocks():
         "kv_cache_gib": 2, "enforce_eager": True, "block_size": 32
     }  # fmt: skip
     assert "block_size" not in engine_options("free", 2, True)
+
+
+def test_the_distributed_mode_from_flags(tmp_path, monkeypatch):
+    from serving.commands.annotate import execution_config
+    from serving.jobs.config import DistributedConfig
+
+    monkeypatch.delenv("C2S_MODEL", raising=False)
+    common = {"engine_options": {"kv_cache_gib": 1}, "execution_options": {"request_cells": 8}}
+    hub = "vandijklab/C2S-Pythia-410m-diverse-single-and-multi-cell-tasks"
+    vllm = DistributedConfig(engine="vllm", workers=8, engine_gpus=1)
+    actors = execution_config(
+        model=hub, endpoint=None, ray_address="auto", distributed=vllm, **common
+    )
+    assert actors.mode == "distributed" and actors.distributed.workers == 8
+    # the engine actors' engine; the readers resolve its tokenizer on their own node
+    assert actors.engine.model == hub and actors.engine.kv_cache_gib == 1
+    assert actors.model_dir is None and actors.target == hub
+    serve = execution_config(
+        model=None, endpoint=None, ray_address=None, distributed=DistributedConfig(), **common
+    )
+    assert serve.engine is None and serve.target == "ray://auto/c2s"
+
+
+def test_distributed_runs_refuse_what_they_cannot_do(write_h5ad, tmp_path):
+    path = str(write_h5ad(small_adata()))
+    distributed = ["--mode", "distributed", "--distributed-engine", "instant"]
+    result = annotate(path, "--out", str(tmp_path / "o"), *distributed, "--model", "org/hub-id")
+    assert result.exit_code == 2 and "tokenizer directory" in result.output
+    groups = ["--task", "multi_cell_type_prediction", "--group-key", "sample"]
+    result = annotate(path, "--out", str(tmp_path / "o"), "--mode", "distributed", *groups)
+    assert result.exit_code == 2 and "row ranges" in result.output
+    result = annotate(path, "--out", str(tmp_path / "o"), "--mode", "spread")
+    assert result.exit_code == 2 and "distributed" in result.output
