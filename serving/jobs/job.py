@@ -9,8 +9,8 @@ each is committed atomically as soon as it is answered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from serving.jobs.assemble import ShardAssembler
 from serving.jobs.cells import iter_cell_chunks
 from serving.jobs.config import AnnotateConfig
 from serving.jobs.errors import AnnotateError, InputError
-from serving.jobs.flow import InflightCells, first_error
+from serving.jobs.flow import answer_as_read
 from serving.jobs.inputs import InputFile, inspect_input
 from serving.jobs.outputs import write_outputs
 from serving.jobs.plan import ShardPlan, group_plan, single_cell_plan
@@ -212,10 +212,7 @@ class AnnotationJob:
     ) -> None:
         answerer = ShardAnswerer(self.runner, self._prompt_settings(source), self.registry)
         assembler = ShardAssembler(plan, skip=done)
-        inflight = InflightCells(self.config.execution.max_inflight_cells)
         committed = set(done)
-        chunks = iter_cell_chunks(self.config, source.vocabulary)
-
         writing = asyncio.Lock()
 
         def commit(index: int, rows: list) -> None:
@@ -224,30 +221,21 @@ class AnnotationJob:
             store.record_progress(committed, plan)
 
         async def answer(ready: ReadyShard) -> None:
-            try:
-                rows = await answerer.answer(ready)
-                # fsyncs in a thread, one commit at a time: the loop keeps feeding the engine
-                async with writing:
-                    await asyncio.to_thread(commit, ready.shard.index, rows)
-                self.progress.advance(ready.shard.n_cells)
-            finally:
-                await inflight.release(ready.shard.n_cells)
+            rows = await answerer.answer(ready)
+            # fsyncs in a thread, one commit at a time: the loop keeps feeding the engine
+            async with writing:
+                await asyncio.to_thread(commit, ready.shard.index, rows)
+            self.progress.advance(ready.shard.n_cells)
 
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                while assembler.pending:
-                    # reading and ranking run in a thread, beside the answers in flight
-                    chunk = await asyncio.to_thread(next, chunks, None)
-                    if chunk is None:
-                        break
-                    for ready in assembler.add(chunk):
-                        await inflight.acquire(ready.shard.n_cells)
-                        tasks.create_task(answer(ready))
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
-        finally:
-            with contextlib.suppress(ValueError):  # a read may still run in its thread
-                chunks.close()
+        def ready_shards() -> Iterator[ReadyShard]:
+            if not assembler.pending:
+                return
+            for chunk in iter_cell_chunks(self.config, source.vocabulary):
+                yield from assembler.add(chunk)
+                if not assembler.pending:
+                    return  # the rest of the file holds only committed shards
+
+        await answer_as_read(ready_shards(), answer, self.config.execution.max_inflight_cells)
 
 
 def bulk_tasks(config: AnnotateConfig) -> list[str]:

@@ -11,7 +11,6 @@ can neither lose nor duplicate a shard.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +24,7 @@ from serving.jobs.answer import PromptSettings, ReadyShard, ShardAnswerer
 from serving.jobs.cells import CellChunk, rows_per_read
 from serving.jobs.config import AnnotateConfig, ExecutionConfig
 from serving.jobs.distributed.ranges import RowRange
-from serving.jobs.flow import InflightCells, first_error
+from serving.jobs.flow import answer_as_read
 from serving.jobs.plan import Shard
 from serving.jobs.runners import StagesRunner
 from serving.jobs.shards import parquet_bytes, rows_to_table
@@ -74,28 +73,14 @@ async def _answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
         context.settings, template_draws=row_range.template_draws, draws_start=row_range.start
     )
     answerer = ShardAnswerer(_runner(context), settings, default_registry())
-    inflight = InflightCells(context.config.execution.max_inflight_cells)
     files: dict[int, bytes] = {}
 
     async def answer(ready: ReadyShard) -> None:
-        try:
-            rows = await answerer.answer(ready)
-            files[ready.shard.index] = await asyncio.to_thread(parquet_bytes, rows_to_table(rows))
-        finally:
-            await inflight.release(ready.shard.n_cells)
+        rows = await answerer.answer(ready)
+        files[ready.shard.index] = await asyncio.to_thread(parquet_bytes, rows_to_table(rows))
 
     shards = ready_shards(read_range(context, row_range), row_range.shards)
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            # reading and ranking run in a thread, beside the answers in flight
-            while (ready := await asyncio.to_thread(next, shards, None)) is not None:
-                await inflight.acquire(ready.shard.n_cells)
-                tasks.create_task(answer(ready))
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
-    finally:
-        with contextlib.suppress(ValueError):  # a read may still run in its thread
-            shards.close()
+    await answer_as_read(shards, answer, context.config.execution.max_inflight_cells)
     return sorted(files.items())
 
 
