@@ -126,6 +126,44 @@ def test_pending_shards_become_ranges_without_gaps():
     assert [(r.start, r.stop) for r in ranges] == [(0, 20), (40, 70), (80, 100)]
 
 
+class RecordingHost:
+    """An `EngineHost` handle's calling convention over the instant engine, counting calls."""
+
+    def __init__(self, engine, fail: bool = False) -> None:
+        self.engine, self.fail, self.calls = engine, fail, []
+        self.complete_many = self
+
+    def remote(self, requests):
+        self.calls.append(len(requests))
+
+        async def call():
+            if self.fail:
+                raise RuntimeError("engine actor lost")
+            return [await self.engine.complete(ids, params) for ids, params in requests]
+
+        return call()
+
+
+async def test_a_batchs_requests_reach_an_engine_actor_in_one_call(stages):
+    from serving.engine import GenerationParams
+    from serving.jobs.distributed.engines import ActorEngine
+
+    hosts = [RecordingHost(stages.engine), RecordingHost(stages.engine)]
+    engine = ActorEngine(hosts, stages.engine.limits)
+    params = GenerationParams.greedy(max_tokens=4)
+    first = await asyncio.gather(*(engine.complete([7, i], params) for i in range(20)))
+    second = await asyncio.gather(*(engine.complete([8, i], params) for i in range(5)))
+    assert [h.calls for h in hosts] == [[20], [5]]  # one call per batch, round robin
+    direct = [await stages.engine.complete([7, i], params) for i in range(20)]
+    assert [c.outputs[0].text for c in first] == [c.outputs[0].text for c in direct]
+    assert len(second) == 5
+    broken = ActorEngine([RecordingHost(stages.engine, fail=True)], stages.engine.limits)
+    results = await asyncio.gather(
+        *(broken.complete([9, i], params) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+
 # ---------------------------------------------------------------- on the cluster
 
 
