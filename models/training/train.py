@@ -24,6 +24,7 @@ import numpy as np
 from models.training.curve import CURVE_EVERY, held_out_point
 from models.training.dataset import DemoData, load_demo_data
 from models.training.examples import PREDICTION_GENES, TASK_WEIGHTS, Example, ExampleDrawer
+from models.training.expression_fit import write_expression_fit
 from models.training.model import DemoShape, gpt_neox_config
 from models.training.tokenizer import EOS, PAD, save_tokenizer, train_tokenizer
 from serving.core.prompt_builder import GENES_FILE, PromptBuilder
@@ -188,6 +189,7 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_tokenizer(tokenizer, out_dir, model_max_length=DemoShape().max_position_embeddings)
     (out_dir / GENES_FILE).write_text("\n".join(data.genes) + "\n")
+    write_expression_fit(out_dir, data.train)
     builder = PromptBuilder(tokenizer, DemoShape().max_position_embeddings, genes=data.genes)
     encoded = encode_examples(examples, builder)
     print(f"{len(encoded)} examples, mean {np.mean([len(e) for e in encoded]):.0f} tokens")

@@ -22,9 +22,9 @@ from serving.core.tasks.inputs import TaskInput
 from serving.core.tasks.spec import TaskGroup, TaskSpec
 from serving.core.tasks.templates import TemplateChoice
 from serving.engine.params import GenerationParams
-from tokenizer_ext.budget import C2S_TRAINED_RANGES
 from tokenizer_ext.inverse import RankExpressionFit
 from tokenizer_ext.text_encoder import TextEncoder
+from tokenizer_ext.trained_ranges import C2S_TRAINED_RANGES
 from tokenizer_ext.vocab import looks_like_ensembl_id
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
