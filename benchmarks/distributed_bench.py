@@ -95,19 +95,19 @@ def same_shards(out: Path, local: Path) -> bool:
 
 
 def config(path: Path, out: Path, execution, **settings):
-    from serving.jobs import AnnotateConfig
+    from serving.bulk import AnnotateConfig
 
     return AnnotateConfig(input=path, out=out, overwrite=True, execution=execution, **settings)
 
 
 async def instant_part(address: str, cells: int) -> dict:
     from benchmarks.wide_atlas import write_wide_atlas
+    from serving.bulk import AnnotationJob, ExecutionConfig, StagesRunner
+    from serving.bulk.config import DistributedConfig
+    from serving.bulk.run import annotate
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
-    from serving.jobs import AnnotationJob, ExecutionConfig, StagesRunner
-    from serving.jobs.config import DistributedConfig
-    from serving.jobs.run import annotate
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage
     from serving.testing.fake_engine import instant_engine
 
     path = write_wide_atlas(WORK_DIR / f"wide_{cells}.h5ad", cells)
@@ -154,10 +154,10 @@ async def demo_part(address: str, cells: int) -> dict:
     import numpy as np
     import scanpy as sc
 
+    from serving.bulk import ExecutionConfig
+    from serving.bulk.config import DistributedConfig
+    from serving.bulk.run import annotate
     from serving.engine import EngineConfig
-    from serving.jobs import ExecutionConfig
-    from serving.jobs.config import DistributedConfig
-    from serving.jobs.run import annotate
 
     path = WORK_DIR / f"pbmc_tiled_{cells}.h5ad"
     if not path.exists():

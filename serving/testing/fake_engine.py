@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+from serving.core.errors import EngineUnavailable, PromptTooLong
 from serving.engine import (
     Completion,
     EngineLimits,
@@ -17,7 +18,6 @@ from serving.engine import (
     StepOutput,
     TokenLogprob,
 )
-from serving.errors import EngineUnavailable, PromptTooLong
 
 #: what `scripted` answers: cell types, and the tissue of a group
 LABELS = ("B cell", "T cell", "Monocyte", "NK cell")
@@ -50,7 +50,7 @@ def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
 def instant_engine(tokenizer_dir: Path) -> FakeEngine:
     """A `FakeEngine` with `scripted` answers over a model's tokenizer: an engine that
     costs nothing, for measuring and testing the layers above it."""
-    from serving.stages import BuildStage
+    from serving.core.stages import BuildStage
 
     encoder = BuildStage.from_model(tokenizer_dir).builder.encoder
     return FakeEngine(scripted(encoder.decode), encoder.encode, encoder.decode)

@@ -1,6 +1,6 @@
 """A Serve application with the bulk job's deployments over the instant engine.
 
-The real ``PromptBuilder`` and ``Decoder`` deployments (`serving.deployments`) and an
+The real ``PromptBuilder`` and ``Decoder`` deployments (`serving.ray_serve.deployments`) and an
 ``Engine`` deployment answering as `serving.testing.fake_engine.instant_engine` does:
 what a distributed run's ``serve`` engine calls, with no model to load. For tests and
 benchmarks of the layers above the engine.
@@ -37,7 +37,7 @@ def instant_app(tokenizer_dir: Path):
     """The application; its deployments ask no CPUs, leaving them to the job's tasks."""
     from ray import serve
 
-    from serving.deployments import DecoderServer, PromptBuilderServer
+    from serving.ray_serve.deployments import DecoderServer, PromptBuilderServer
 
     def deployment(cls, name: str):
         return serve.deployment(cls, name=name, ray_actor_options={"num_cpus": 0})

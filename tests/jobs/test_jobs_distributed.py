@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.jobs import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
-from serving.jobs.config import DistributedConfig
-from serving.jobs.distributed.ranges import pending_ranges, rng_states
-from serving.jobs.plan import single_cell_plan
-from serving.jobs.run import annotate
+from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+from serving.bulk.config import DistributedConfig
+from serving.bulk.distributed.ranges import pending_ranges, rng_states
+from serving.bulk.plan import single_cell_plan
+from serving.bulk.run import annotate
 from serving.testing.ray_cluster import loopback_cluster
 from tests.jobs.conftest import small_adata
 from tests.jobs.fakes import job_config
@@ -145,8 +145,8 @@ class RecordingHost:
 
 
 async def test_a_batchs_requests_reach_an_engine_actor_in_one_call(stages):
+    from serving.bulk.distributed.engines import ActorEngine
     from serving.engine import GenerationParams
-    from serving.jobs.distributed.engines import ActorEngine
 
     hosts = [RecordingHost(stages.engine), RecordingHost(stages.engine)]
     engine = ActorEngine(hosts, stages.engine.limits)
@@ -269,9 +269,9 @@ async def test_the_serve_apps_replicas_answer_a_distributed_run(
 async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
     cluster, pbmc_adata, tmp_path
 ):
-    from serving.config import DEMO_MODEL_DIR
+    from serving.core.stages import BuildStage, PromptJob
     from serving.engine import EngineConfig
-    from serving.stages import BuildStage, PromptJob
+    from serving.ray_serve.config import DEMO_MODEL_DIR
     from tokenizer_ext import cell_sentences
 
     if not (DEMO_MODEL_DIR / "config.json").is_file():
@@ -306,8 +306,8 @@ async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
 DRIVER = """
 import asyncio, sys
 from pathlib import Path
-from serving.jobs import AnnotateConfig
-from serving.jobs.run import annotate
+from serving.bulk import AnnotateConfig
+from serving.bulk.run import annotate
 from serving.testing.ray_cluster import keep_loopback
 keep_loopback()
 asyncio.run(annotate(AnnotateConfig.model_validate_json(Path(sys.argv[1]).read_text())))

@@ -1,0 +1,160 @@
+"""The range task: read and rank one row range, build its prompts, have them answered, and
+return its shards as Parquet bytes (the driver commits them).
+
+It runs in a Ray worker anywhere in the cluster; the input file is read there in backed
+mode (shared storage). Its rows are ranked from the RNG state the driver computed for the
+range's first row, so every sentence is the one a whole-file local run makes. A task
+whose worker dies is rerun by Ray from the start; it writes nothing itself, so a rerun
+can neither lose nor duplicate a shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.bulk.answer import PromptSettings, ReadyShard, ShardAnswerer
+from serving.bulk.cells import CellChunk, rows_per_read
+from serving.bulk.config import AnnotateConfig, ExecutionConfig
+from serving.bulk.distributed.ranges import RowRange
+from serving.bulk.flow import answer_as_read
+from serving.bulk.plan import Shard
+from serving.bulk.runners import StagesRunner
+from serving.bulk.shards import parquet_bytes, rows_to_table
+from serving.core.tasks import default_registry
+from serving.engine import EngineLimits
+from tokenizer_ext import GeneVocabulary, open_expression, rank_csr, ranked_to_sentences
+
+#: what a range task returns: (shard index, its Parquet file's bytes), in row order
+ShardFiles = list[tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every range task of a run shares; put in Ray's object store once.
+
+    Attributes
+    ----------
+    config
+        The run's settings.
+    vocabulary
+        The input's gene vocabulary, as the driver's preflight built it.
+    settings
+        How prompts are made (the template draws travel with each range).
+    engine_hosts
+        `serving.bulk.distributed.engines.EngineHost` actors (``vllm``, ``instant``).
+    limits
+        The engines' limits.
+    model_name
+        The name written beside every answer.
+    """
+
+    config: AnnotateConfig
+    vocabulary: GeneVocabulary
+    settings: PromptSettings
+    engine_hosts: tuple[Any, ...]
+    limits: EngineLimits
+    model_name: str
+
+
+def answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
+    """The Ray task's body: every shard of ``row_range``, answered."""
+    return asyncio.run(_answer_range(context, row_range))
+
+
+async def _answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
+    settings = replace(
+        context.settings, template_draws=row_range.template_draws, draws_start=row_range.start
+    )
+    answerer = ShardAnswerer(_runner(context), settings, default_registry())
+    files: dict[int, bytes] = {}
+
+    async def answer(ready: ReadyShard) -> None:
+        rows = await answerer.answer(ready)
+        files[ready.shard.index] = await asyncio.to_thread(parquet_bytes, rows_to_table(rows))
+
+    shards = ready_shards(read_range(context, row_range), row_range.shards)
+    await answer_as_read(shards, answer, context.config.execution.max_inflight_cells)
+    return sorted(files.items())
+
+
+def read_range(context: RunContext, row_range: RowRange) -> Iterator[CellChunk]:
+    """Rows ``start:stop`` of the input as `CellChunk`s, ranked as a whole-file run ranks
+    them (`serving.bulk.cells.iter_cell_chunks`)."""
+    config, vocabulary = context.config, context.vocabulary
+    rng = None
+    if config.tie_break == "c2s":
+        rng = np.random.RandomState()
+        rng.set_state(row_range.rng_state)
+    step = rows_per_read(config, vocabulary.n_columns)
+    with open_expression(config.input, layer=config.layer, use_raw=config.use_raw) as source:
+        for start in range(row_range.start, row_range.stop, step):
+            stop = min(start + step, row_range.stop)
+            ranked = rank_csr(
+                source.read_rows(start, stop),
+                vocabulary.column_to_word,
+                tie_break=config.tie_break,
+                rng=rng,
+                top_k=config.genes_per_cell,
+            )
+            sentences = ranked_to_sentences(ranked, vocabulary)
+            yield CellChunk(start, stop, source.obs_names[start:stop], sentences)
+
+
+def ready_shards(chunks: Iterator[CellChunk], shards: Sequence[Shard]) -> Iterator[ReadyShard]:
+    """Consecutive shards, each released as soon as the chunks hold all its rows."""
+    names: list[str] = []
+    sentences: list[str] = []
+    pending = iter(shards)
+    shard = next(pending, None)
+    for chunk in chunks:
+        names += [str(name) for name in chunk.names]
+        sentences += chunk.sentences
+        while shard is not None and len(names) >= shard.n_cells:
+            n = shard.n_cells
+            yield ReadyShard(shard, names[:n], sentences[:n])
+            del names[:n], sentences[:n]
+            shard = next(pending, None)
+
+
+def _runner(context: RunContext) -> StagesRunner:
+    execution = context.config.execution
+    if execution.distributed.engine == "serve":
+        from serving.bulk.backends import serve_stages
+
+        stages = serve_stages(execution)
+    else:
+        from serving.bulk.distributed.engines import ActorEngine
+        from serving.core.pipeline import LocalStages
+
+        builder, decoder = _plain_stages(_tokenizer_dir(execution), context.limits.max_model_len)
+        stages = LocalStages(builder, ActorEngine(context.engine_hosts, context.limits), decoder)
+    return StagesRunner(stages, context.model_name, request_cells=execution.request_cells)
+
+
+def _tokenizer_dir(execution: ExecutionConfig) -> Path:
+    """The model's tokenizer files on this node: the configured directory, else the hub
+    id's snapshot in the Hugging Face cache (shared by the nodes on Kubernetes)."""
+    if execution.tokenizer_dir is not None:
+        return execution.tokenizer_dir
+    from serving.engine.checkpoint import local_model_dir
+
+    assert execution.engine is not None  # ExecutionConfig checks it
+    return Path(local_model_dir(execution.engine.tokenizer_path))
+
+
+@functools.cache
+def _plain_stages(tokenizer_dir: Path, max_model_len: int):
+    """The builder and decoder over the model's tokenizer, loaded once per worker process."""
+    from serving.core.stages import BuildStage, DecodeStage
+
+    return (
+        BuildStage.from_model(tokenizer_dir, max_model_len=max_model_len),
+        DecodeStage.from_model(tokenizer_dir),
+    )

@@ -1,0 +1,24 @@
+"""`annotate`: open the configured runner, run the job, close the runner."""
+
+from __future__ import annotations
+
+from serving.bulk.backends import open_runner
+from serving.bulk.config import AnnotateConfig
+from serving.bulk.job import AnnotationJob, RunResult, preflight
+from serving.bulk.progress import ProgressListener
+
+
+async def annotate(config: AnnotateConfig, progress: ProgressListener | None = None) -> RunResult:
+    """Run ``config`` end to end in its execution mode (local, Ray Serve, endpoint or
+    distributed over a Ray cluster).
+
+    The input is checked before the engine starts or a cluster is reached.
+    """
+    source = preflight(config)
+    if config.execution.mode == "distributed":
+        from serving.bulk.distributed import DistributedJob, open_engines
+
+        async with open_engines(config.execution) as engines:
+            return await DistributedJob(config, engines, progress=progress).run(source)
+    async with open_runner(config.execution) as runner:
+        return await AnnotationJob(config, runner, progress=progress).run(source)
