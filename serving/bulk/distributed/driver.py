@@ -4,7 +4,7 @@ tasks, commit the shards they return.
 Everything a local run promises holds because the driver keeps the parts that make it so:
 the same plan and manifest (`AnnotationJob`), one atomic commit per shard, made only here
 (a task that Ray reruns after its worker died returns its shards once), the progress
-record after every commit, and a bounded number of ranges in flight. Killed, the driver
+record after every commit, and ``workers`` ranges in flight at most. Killed, the driver
 leaves committed shards behind and the next run resumes from them.
 """
 
@@ -106,9 +106,9 @@ class DistributedJob(AnnotationJob):
                 committed.add(index)
             store.record_progress(committed, plan)
 
-        # ranges go out in row order, one more than there are workers, so that a worker
-        # never waits for the driver's replay
-        window = distributed.workers + 1
+        # ranges go out in row order, as workers free up (a replay between two ranges
+        # costs milliseconds)
+        window = distributed.workers
         inflight: set[asyncio.Task] = set()
         queue = iter(ranges)
         try:
