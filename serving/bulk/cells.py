@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.bulk.config import AnnotateConfig
+from serving.bulk.config import ReadingConfig
 from tokenizer_ext import GeneVocabulary, iter_ranked_chunks
 
 #: the most bytes one chunk of a dense matrix may take (sparse chunks are smaller)
@@ -38,12 +38,12 @@ class CellChunk:
     sentences: list[str]
 
 
-def rows_per_read(config: AnnotateConfig, n_vars: int) -> int:
+def rows_per_read(config: ReadingConfig, n_vars: int) -> int:
     """Rows per chunk: ``config.read_rows``, fewer when a dense chunk would be too large."""
     return max(1, min(config.read_rows, READ_BYTES // max(1, 4 * n_vars)))
 
 
-def iter_cell_chunks(config: AnnotateConfig, vocabulary: GeneVocabulary) -> Iterator[CellChunk]:
+def iter_cell_chunks(config: ReadingConfig, vocabulary: GeneVocabulary) -> Iterator[CellChunk]:
     """Every row of the input, in order, as `CellChunk`s."""
     chunks = iter_ranked_chunks(
         config.input,

@@ -1,7 +1,9 @@
 """`AnnotateConfig`: the one typed configuration of a bulk annotation run.
 
 Built once at the edge (``c2s annotate``, ``c2s demo``, a test) and passed down unchanged.
-Unknown options are errors.
+Unknown options are errors. `ReadingConfig`, how an ``.h5ad``'s cells become cell
+sentences, is shared with ``c2s embed`` (`serving.bulk.embed.EmbedConfig`), so both read
+the same cells the same way.
 """
 
 from __future__ import annotations
@@ -94,13 +96,70 @@ class ExecutionConfig(StrictModel):
         return self.endpoint or ""
 
 
-class AnnotateConfig(StrictModel):
-    """One bulk annotation run: an ``.h5ad`` in, Parquet shards and reports out.
+class ReadingConfig(StrictModel):
+    """How the cells of an ``.h5ad`` are read and ranked into cell sentences.
 
     Attributes
     ----------
     input
         The ``.h5ad`` file; it is read in backed mode, in row chunks.
+    n_genes
+        Genes per cell in the prompt (C2S's 200 when unset).
+    use_raw, layer
+        Read ``.raw.X`` or a layer instead of ``X``.
+    gene_symbols_column
+        A ``var`` column holding gene symbols, when ``var_names`` are Ensembl ids.
+    organism
+        Guessed from the symbols' case when unset.
+    skip_empty_cells
+        Give cells without any expressed gene an empty answer instead of failing.
+    tie_break, rank_seed
+        How equal values are ordered in a cell sentence (C2S's seeded shuffle by default).
+    read_rows
+        Rows read from the file and ranked at a time.
+    """
+
+    input: Path
+    n_genes: int | None = Field(default=None, ge=1, le=MAX_GENES)
+    use_raw: bool = False
+    layer: str | None = None
+    gene_symbols_column: str | None = None
+    organism: Organism | None = None
+    skip_empty_cells: bool = False
+    tie_break: TieBreak = "c2s"
+    rank_seed: int = 42
+    read_rows: int = Field(default=2048, ge=1)
+
+    @model_validator(mode="after")
+    def _one_matrix(self) -> ReadingConfig:
+        if self.use_raw and self.layer is not None:
+            raise ValueError("use either .raw (use_raw) or a layer, not both")
+        return self
+
+    @property
+    def genes_per_cell(self) -> int:
+        return self.n_genes if self.n_genes is not None else DEFAULT_GENES_SINGLE
+
+    @property
+    def matrix_name(self) -> str:
+        """Which matrix is read: ``X``, ``raw`` or ``layers/<name>``."""
+        if self.use_raw:
+            return "raw"
+        return f"layers/{self.layer}" if self.layer is not None else "X"
+
+    @property
+    def obs_columns(self) -> dict[str, str | None]:
+        """The ``obs`` columns the run needs, by the option that names them."""
+        return {}
+
+
+class AnnotateConfig(ReadingConfig):
+    """One bulk annotation run: an ``.h5ad`` in, Parquet shards and reports out.
+
+    Reads its input as `ReadingConfig` says.
+
+    Attributes
+    ----------
     out
         Output folder: shards, progress record, ``annotated.h5ad``, ``report.json``, plots.
     task
@@ -112,12 +171,6 @@ class AnnotateConfig(StrictModel):
     template_index
         Prompt variant, or ``"random"``: a variant per cell, drawn from the cell's row and
         ``template_seed`` so that a resumed run draws the same ones.
-    use_raw, layer
-        Read ``.raw.X`` or a layer instead of ``X``.
-    gene_symbols_column
-        A ``var`` column holding gene symbols, when ``var_names`` are Ensembl ids.
-    organism
-        Guessed from the symbols' case when unset.
     label_key
         An ``obs`` column of reference labels: accuracy and a confusion matrix.
     group_key
@@ -127,10 +180,6 @@ class AnnotateConfig(StrictModel):
     min_group_cells, max_group_cells
         Bounds of a group's size (the model card's trained 5-20); the size actually used
         is the largest that fits the context.
-    skip_empty_cells
-        Give cells without any expressed gene an empty prediction instead of failing.
-    tie_break, rank_seed
-        How equal values are ordered in a cell sentence (C2S's seeded shuffle by default).
     key_added
         The ``obs`` column of ``annotated.h5ad`` that receives the predictions.
     labels, label_mode, top_k_labels
@@ -138,34 +187,22 @@ class AnnotateConfig(StrictModel):
         (`serving.core.label_sets`): ``free`` flags answers outside the set, ``constrained``
         decodes within it, ``scored`` ranks every label (top label's probability in
         ``obs[key_added + "_score"]``, the ``top_k_labels`` best in the Parquet rows).
-    read_rows
-        Rows read from the file and ranked at a time.
     shard_cells
         Cells per Parquet shard: the unit of commit and of resumption.
     overwrite
         Discard a previous run found in ``out`` instead of resuming it.
     """
 
-    input: Path
     out: Path
     task: BulkTask = "cell_type_prediction"
-    n_genes: int | None = Field(default=None, ge=1, le=MAX_GENES)
     template_index: int | Literal["random"] = 0
     template_seed: int = 42
-    use_raw: bool = False
-    layer: str | None = None
-    gene_symbols_column: str | None = None
-    organism: Organism | None = None
     label_key: str | None = None
     group_key: str | None = None
     tissue: bool = True
     min_group_cells: int = Field(default=5, ge=1)
     max_group_cells: int = Field(default=20, ge=1, le=64)
-    skip_empty_cells: bool = False
-    tie_break: TieBreak = "c2s"
-    rank_seed: int = 42
     key_added: str = Field(default="c2s_prediction", min_length=1)
-    read_rows: int = Field(default=2048, ge=1)
     shard_cells: int = Field(default=256, ge=1)
     overwrite: bool = False
     labels: tuple[str, ...] | None = None
@@ -175,8 +212,6 @@ class AnnotateConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> AnnotateConfig:
-        if self.use_raw and self.layer is not None:
-            raise ValueError("use either .raw (use_raw) or a layer, not both")
         if self.multi_cell and not self.group_key:
             raise ValueError(
                 f"{self.task} groups cells by an obs column: set group_key (--group-key), "
@@ -210,8 +245,5 @@ class AnnotateConfig(StrictModel):
         return DEFAULT_GENES_MULTI if self.multi_cell else DEFAULT_GENES_SINGLE
 
     @property
-    def matrix_name(self) -> str:
-        """Which matrix is read: ``X``, ``raw`` or ``layers/<name>``."""
-        if self.use_raw:
-            return "raw"
-        return f"layers/{self.layer}" if self.layer is not None else "X"
+    def obs_columns(self) -> dict[str, str | None]:
+        return {"--label-key": self.label_key, "--group-key": self.group_key}

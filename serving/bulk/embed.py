@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from serving.bulk import atomic
 from serving.bulk.backends import DECODER, ENGINE, PROMPT_BUILDER
 from serving.bulk.cells import iter_cell_chunks
-from serving.bulk.config import AnnotateConfig, ExecutionConfig, TieBreak
+from serving.bulk.config import ExecutionConfig, ReadingConfig
 from serving.bulk.errors import AnnotateError
 from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.progress import NullProgress, ProgressListener
@@ -36,7 +36,7 @@ from serving.core.embeddings import (
     embed_cells,
     embedding_job,
 )
-from serving.core.tasks.inputs import DEFAULT_GENES_SINGLE, MAX_GENES, Organism
+from serving.core.tasks.inputs import DEFAULT_GENES_SINGLE, MAX_GENES
 
 #: the ``uns`` key of the provenance record
 UNS_KEY = "c2s_embedding"
@@ -44,23 +44,18 @@ UNS_KEY = "c2s_embedding"
 EMBEDDER = "Embedder"
 
 
-class EmbedConfig(BaseModel):
-    """One ``c2s embed`` run.
+class EmbedConfig(ReadingConfig):
+    """One ``c2s embed`` run; its input is read as `ReadingConfig` says (skipped empty
+    cells get a row of NaN).
 
     Attributes
     ----------
-    input
-        The ``.h5ad`` file; read in backed mode, in row chunks.
     out
         The ``.h5ad`` to write: the input with ``obsm[key_added]``.
     n_genes
         Genes per cell in the embedded prompt (C2S's 200 by default).
     template_index
         The cell type prediction prompt variant (C2S embeds with 0).
-    use_raw, layer, gene_symbols_column, organism, skip_empty_cells, tie_break, rank_seed,
-    read_rows
-        How the input is read, as for ``c2s annotate`` (`AnnotateConfig`). Skipped empty
-        cells get a row of NaN.
     key_added
         The ``obsm`` key of the vectors.
     execution
@@ -68,39 +63,11 @@ class EmbedConfig(BaseModel):
         with an ``Embedder`` deployment); ``request_cells`` cells per build/embed call.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input: Path
     out: Path
     n_genes: int = Field(default=DEFAULT_GENES_SINGLE, ge=1, le=MAX_GENES)
     template_index: int = Field(default=0, ge=0)
-    use_raw: bool = False
-    layer: str | None = None
-    gene_symbols_column: str | None = None
-    organism: Organism | None = None
-    skip_empty_cells: bool = False
-    tie_break: TieBreak = "c2s"
-    rank_seed: int = 42
-    read_rows: int = Field(default=2048, ge=1)
     key_added: str = Field(default="X_c2s", min_length=1)
     execution: ExecutionConfig
-
-    def reading(self) -> AnnotateConfig:
-        """The settings that make ``c2s annotate`` read the same cells the same way."""
-        return AnnotateConfig(
-            input=self.input,
-            out=self.out.parent,
-            n_genes=self.n_genes,
-            use_raw=self.use_raw,
-            layer=self.layer,
-            gene_symbols_column=self.gene_symbols_column,
-            organism=self.organism,
-            skip_empty_cells=self.skip_empty_cells,
-            tie_break=self.tie_break,
-            rank_seed=self.rank_seed,
-            read_rows=self.read_rows,
-            execution=self.execution,
-        )
 
 
 @dataclass(frozen=True)
@@ -121,14 +88,13 @@ async def embed_file(
 ) -> EmbedResult:
     """Embed every cell of ``config.input`` over ``stages`` and write ``config.out``."""
     started = time.perf_counter()
-    reading = config.reading()
-    source = source or inspect_input(reading)
+    source = source or inspect_input(config)
     organism = source.vocabulary.organism
     progress = progress or NullProgress()
     progress.start(source.n_obs, 0)
     blocks: list[tuple[np.ndarray, list[np.ndarray]]] = []
     tokens = 0
-    chunks = iter_cell_chunks(reading, source.vocabulary)
+    chunks = iter_cell_chunks(config, source.vocabulary)
     try:
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             live = np.flatnonzero([bool(s) for s in chunk.sentences])
@@ -180,7 +146,7 @@ def _provenance(config: EmbedConfig, organism: str, summary: dict[str, Any]) -> 
         "n_genes": config.n_genes,
         "organism": organism,
         "target": config.execution.target,
-        "matrix": config.reading().matrix_name,
+        "matrix": config.matrix_name,
         "tie_break": config.tie_break,
         "dimensions": summary["dimensions"],
         "config_json": config.model_dump_json(),
@@ -251,6 +217,6 @@ def _ray_stages(execution: ExecutionConfig) -> EmbeddingStages:
 
 async def embed(config: EmbedConfig, progress: ProgressListener | None = None) -> EmbedResult:
     """Run ``config`` end to end; the input is checked before any engine starts."""
-    source = inspect_input(config.reading())
+    source = inspect_input(config)
     async with open_embedding_stages(config.execution) as stages:
         return await embed_file(config, stages, progress=progress, source=source)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from serving.bulk.cells import rows_per_read
-from serving.bulk.config import AnnotateConfig
+from serving.bulk.config import ReadingConfig
 from serving.bulk.errors import InputError
 from tokenizer_ext import GeneVocabulary, GeneVocabularyError, open_expression
 from tokenizer_ext.expression_source import row_chunks
@@ -95,7 +95,7 @@ class InputFile:
         }
 
 
-def inspect_input(config: AnnotateConfig) -> InputFile:
+def inspect_input(config: ReadingConfig) -> InputFile:
     """Open ``config.input``, check it, and describe it.
 
     Raises
@@ -129,7 +129,7 @@ def inspect_input(config: AnnotateConfig) -> InputFile:
     return InputFile(path, obs, vocabulary, values, has_umap, notes)
 
 
-def _check_matrix(file, config: AnnotateConfig) -> str:
+def _check_matrix(file, config: ReadingConfig) -> str:
     """The chosen matrix's storage (``array``, ``csr_matrix``...); raises if it is missing."""
     key = {"raw": "raw/X", "X": "X"}.get(config.matrix_name, config.matrix_name)
     if key in file:
@@ -146,10 +146,10 @@ def _read_frame(file, key: str) -> pd.DataFrame:
     return anndata.io.read_elem(file[key])
 
 
-def _check_columns(obs: pd.DataFrame, config: AnnotateConfig) -> None:
+def _check_columns(obs: pd.DataFrame, config: ReadingConfig) -> None:
     if len(obs) == 0:
         raise InputError("The input has no cells.")
-    for option, column in (("--label-key", config.label_key), ("--group-key", config.group_key)):
+    for option, column in config.obs_columns.items():
         if column is not None and column not in obs.columns:
             raise InputError(
                 f"{option} {column!r} is not a column of obs; the columns are "
@@ -157,7 +157,7 @@ def _check_columns(obs: pd.DataFrame, config: AnnotateConfig) -> None:
             )
 
 
-def gene_vocabulary(var: pd.DataFrame, config: AnnotateConfig) -> GeneVocabulary:
+def gene_vocabulary(var: pd.DataFrame, config: ReadingConfig) -> GeneVocabulary:
     """The C2S vocabulary of the chosen matrix's genes (``var_names`` or a symbols column).
 
     Raises
@@ -189,7 +189,7 @@ def _symbols_hint(var: pd.DataFrame) -> str:
     return f" With this CLI, pass --gene-symbols-column with one of {text}."
 
 
-def scan_values(config: AnnotateConfig, obs_names: pd.Index, chunk_rows: int) -> ValueProfile:
+def scan_values(config: ReadingConfig, obs_names: pd.Index, chunk_rows: int) -> ValueProfile:
     """Read the chosen matrix in row chunks and profile its values.
 
     Raises
@@ -258,7 +258,7 @@ def _cell_of(chunk, mask: np.ndarray, start: int, obs_names: pd.Index) -> str:
     return str(obs_names[start + row])
 
 
-def _notes(config: AnnotateConfig, obs: pd.DataFrame, values: ValueProfile) -> tuple[str, ...]:
+def _notes(config: ReadingConfig, obs: pd.DataFrame, values: ValueProfile) -> tuple[str, ...]:
     notes = []
     if values.kind == "raw_counts":
         notes.append(
