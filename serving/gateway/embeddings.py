@@ -11,11 +11,11 @@ import base64
 import numpy as np
 
 from serving.config import GatewayConfig
-from serving.embeddings import EMBEDDING_TASK, embed_cells, embedding_job
+from serving.embeddings import EMBEDDING_TASK, embedding, embedding_job
 from serving.engine import Embedding
 from serving.errors import InvalidRequest
 from serving.gateway.errors import UnknownModel
-from serving.pipeline import Stages
+from serving.pipeline import Stages, fan_out
 from serving.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
 
 
@@ -50,7 +50,9 @@ class EmbeddingService:
         cells = [request.input] if isinstance(request.input, str) else request.input
         template = request.template_index or 0
         jobs = [embedding_job(c, request.n_genes, request.organism, template) for c in cells]
-        vectors = await embed_cells(self.stages, jobs, self.config.batch_chunk_size)
+        vectors = await fan_out(
+            self.stages, jobs, embedding(self.stages), chunk_size=self.config.batch_chunk_size
+        )
         data = [
             EmbeddingData(
                 index=i, embedding=encode_vector(self._sized(e, request), request.encoding_format)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.embeddings import EmbeddingStages, LocalEmbeddingStages, embed_cells, embedding_job
+from serving.embeddings import EmbeddingStages, LocalEmbeddingStages, embedding, embedding_job
 from serving.jobs import atomic
 from serving.jobs.backends import DECODER, ENGINE, PROMPT_BUILDER
 from serving.jobs.cells import iter_cell_chunks
@@ -31,6 +31,7 @@ from serving.jobs.config import AnnotateConfig, ExecutionConfig, TieBreak
 from serving.jobs.errors import AnnotateError
 from serving.jobs.inputs import InputFile, inspect_input
 from serving.jobs.progress import NullProgress, ProgressListener
+from serving.pipeline import fan_out
 from serving.tasks.inputs import DEFAULT_GENES_SINGLE, MAX_GENES, Organism
 
 #: the ``uns`` key of the provenance record
@@ -131,7 +132,9 @@ async def embed_file(
                 embedding_job(chunk.sentences[i], config.n_genes, organism, config.template_index)
                 for i in live
             ]
-            embedded = await embed_cells(stages, jobs, config.execution.request_cells)
+            embedded = await fan_out(
+                stages, jobs, embedding(stages), chunk_size=config.execution.request_cells
+            )
             tokens += sum(e.prompt_tokens for e in embedded)
             blocks.append((chunk.start + live, [e.values for e in embedded]))
             progress.advance(chunk.stop - chunk.start)
