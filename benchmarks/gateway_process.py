@@ -147,8 +147,10 @@ class GatewayProcess(ServerProcess):
         return command + (["--address", self.ray_address] if self.ray_address else [])
 
     def environment(self) -> dict[str, str]:
+        from benchmarks.ray_head import LOOPBACK_CLIENT_ENV
+
         # never another user's cluster: an explicit address, or a new local one
-        return {"RAY_ADDRESS": ""}
+        return dict(LOOPBACK_CLIENT_ENV) if self.ray_address else {"RAY_ADDRESS": ""}
 
     def prepare(self) -> None:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@ from pathlib import Path
 from benchmarks.checkpoints import WORK_DIR
 
 LOG_DIR = WORK_DIR / "logs"
+#: what a process connecting to the head needs: Ray turns "127.0.0.1" in an address into
+#: the machine's routable IP unless it is told this is a one-machine cluster
+LOOPBACK_CLIENT_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ADDRESS": ""}
 
 
 class RayHead:

@@ -41,7 +41,7 @@ from benchmarks.load_client import (
 )
 from benchmarks.machine import REPO_ROOT
 from benchmarks.process_cpu import CpuMeter
-from benchmarks.ray_head import RayHead
+from benchmarks.ray_head import LOOPBACK_CLIENT_ENV, RayHead
 from benchmarks.stats import ratio, summary
 from benchmarks.suite import SuiteOptions, finish_record, log, start_record
 from benchmarks.workload import ORGANISM, WORKLOADS, pbmc_cells, task_inputs, write_cells_h5ad
@@ -219,7 +219,7 @@ def annotate(h5ad: Path, name: str, extra: list[str], owners: set[int]) -> dict:
     command = [sys.executable, "-m", "serving.cli", "annotate", str(h5ad), "--out", str(out)]
     command += ["--use-raw", "--n-genes", "200", "--organism", ORGANISM, "--overwrite", *extra]
     log_path = WORK_DIR / "logs" / f"overhead-{name}.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TQDM_DISABLE": "1", "RAY_ADDRESS": ""}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TQDM_DISABLE": "1", **LOOPBACK_CLIENT_ENV}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with CpuMeter(owners) as meter, open(log_path, "w") as log_file:
         done = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=log_file)
@@ -315,6 +315,17 @@ def goals(a: dict, c2s: dict, bulk_local: dict) -> list[dict]:
     ]  # fmt: skip
 
 
+def _phase(record: dict, key: str, measure, *args):
+    """``measure(*args)``, or ``None`` with the failure kept under ``record["errors"]``:
+    one failed phase must not lose the others' results."""
+    try:
+        return measure(*args)
+    except Exception as exc:  # a benchmark records failures instead of stopping
+        record.setdefault("errors", {})[key] = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+        log(f"serving_overhead: {key} failed: {str(exc)[:300]}")
+        return None
+
+
 def run(options: SuiteOptions) -> dict:
     plan = QUICK if options.quick else FULL
     record = start_record("serving_overhead", options)
@@ -336,12 +347,15 @@ def run(options: SuiteOptions) -> dict:
         "sampling": "the task's own: greedy, max_tokens from the task, stop at EOS",
     }
     log("serving_overhead: (a) vLLM OpenAI server")
-    record["a_vllm"] = measure_vllm(items, plan)
-    rate = record["a_vllm"]["open_loop"]["offered_rate"]
-    log("serving_overhead: (b)-(d) c2s serve")
-    record["c2s"] = measure_c2s(items, plan, rate, h5ad)
+    record["a_vllm"] = _phase(record, "a_vllm", measure_vllm, items, plan)
+    if record["a_vllm"] is not None:
+        rate = record["a_vllm"]["open_loop"]["offered_rate"]
+        log("serving_overhead: (b)-(d) c2s serve")
+        record["c2s"] = _phase(record, "c2s", measure_c2s, items, plan, rate, h5ad)
     log("serving_overhead: (d) bulk job, local mode")
-    record["bulk_local"] = annotate(h5ad, "bulk-local", ["--model", str(checkpoint.path)], set())
-    record["goals"] = goals(record["a_vllm"], record["c2s"], record["bulk_local"])
+    local = ["--model", str(checkpoint.path)]
+    record["bulk_local"] = _phase(record, "bulk_local", annotate, h5ad, "bulk-local", local, set())
+    if record.get("c2s") and record["bulk_local"]:
+        record["goals"] = goals(record["a_vllm"], record["c2s"], record["bulk_local"])
     finish_record(record, options)
     return record

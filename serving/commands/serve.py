@@ -90,7 +90,9 @@ def serve(
             include_dashboard=False,
             logging_level=logging.INFO if verbose else logging.WARNING,
         )
-    ray_serve.start(http_options={"host": host, "port": port})
+    from serving.deployments import SERVE_LOGGING
+
+    ray_serve.start(http_options={"host": host, "port": port}, logging_config=SERVE_LOGGING)
     console.print(
         f"[bold]c2s serve[/bold]: {app_config.engine.model} as '{app_config.gateway.model_name}'"
         f" on http://{host}:{port}"
