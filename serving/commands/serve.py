@@ -65,7 +65,7 @@ def serve(
         typer.Option(help="Model name in /v1/models [default: the checkpoint's directory or id]"),
     ] = None,
     log_file: Annotated[
-        Path, typer.Option(help="vLLM and Ray logs (warnings also reach the terminal)")
+        Path, typer.Option(help="vLLM and Ray logs (errors also reach the terminal)")
     ] = Path("c2s-serve.log"),
     verbose: Verbose = False,
 ) -> None:
@@ -82,13 +82,16 @@ def serve(
         config, model or settings.model, key, embeddings, served_model_name
     )
     if address:
-        ray.init(address=address)
+        ray.init(address=address, log_to_driver=verbose)
     else:
         # Logical CPUs may exceed physical ones; every replica needs room to be placed.
         ray.init(
+            address="local",  # a new cluster, never one another `ray start` left running
             num_cpus=max(8, 4 * (os.cpu_count() or 1)),
             include_dashboard=False,
             logging_level=logging.INFO if verbose else logging.WARNING,
+            # replicas' own lines stay in Ray's session logs unless --verbose
+            log_to_driver=verbose,
         )
     from serving.deployments import SERVE_LOGGING
 

@@ -88,6 +88,7 @@ def cpu_dev_cluster(rendered, request):
     os.environ.update(C2S_API_KEY=API_KEY, RAY_USAGE_STATS_ENABLED="0")
     try:
         ray.init(
+            address="local",  # its own cluster, not one a `ray start` left on the machine
             num_cpus=8,
             resources=_advertised_resources(manifests),
             include_dashboard=True,
