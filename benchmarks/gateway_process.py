@@ -147,7 +147,7 @@ class GatewayProcess(ServerProcess):
         return command + (["--address", self.ray_address] if self.ray_address else [])
 
     def environment(self) -> dict[str, str]:
-        from benchmarks.ray_head import LOOPBACK_CLIENT_ENV
+        from serving.testing.ray_head import LOOPBACK_CLIENT_ENV
 
         # never another user's cluster: an explicit address, or a new local one
         return dict(LOOPBACK_CLIENT_ENV) if self.ray_address else {"RAY_ADDRESS": ""}

@@ -41,10 +41,10 @@ from benchmarks.load_client import (
 )
 from benchmarks.machine import REPO_ROOT
 from benchmarks.process_cpu import CpuMeter
-from benchmarks.ray_head import LOOPBACK_CLIENT_ENV, RayHead
 from benchmarks.stats import ratio, summary
 from benchmarks.suite import SuiteOptions, finish_record, log, start_record
 from benchmarks.workload import ORGANISM, WORKLOADS, pbmc_cells, task_inputs, write_cells_h5ad
+from serving.testing.ray_head import LOOPBACK_CLIENT_ENV, RayHead
 
 TASK = "cell_type_prediction"
 #: this suite's ports: Ray's range, then the two HTTP servers (helpers share machines)
@@ -247,7 +247,7 @@ def _relative(part: str) -> str:
 def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) -> dict:
     """(b), (c) and (d, ray mode) on one ``c2s serve`` over our own Ray head."""
     model = demo_checkpoint()[0].path
-    with RayHead("h14-overhead", RAY_PORTS, num_cpus=8) as head:
+    with RayHead("overhead", RAY_PORTS, 8, WORK_DIR / "logs" / "overhead-ray.log") as head:
         gateway = GatewayProcess(
             model, "server", "overhead-gateway", port=GATEWAY_PORT, ray_address=head.address
         )

@@ -1,4 +1,5 @@
-"""A Ray head node of our own on 127.0.0.1, for a server and a bulk job to share.
+"""A Ray head node of our own on 127.0.0.1, for a server and a bulk job to share (the
+benchmarks and the Ray integration tests start one).
 
 ``ray start --head --block`` runs in its own session: stopping it (SIGINT to its group)
 stops exactly this cluster, never another user's on the same machine.
@@ -13,19 +14,41 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.checkpoints import WORK_DIR
-
-LOG_DIR = WORK_DIR / "logs"
 #: what a process connecting to the head needs: Ray turns "127.0.0.1" in an address into
-#: the machine's routable IP unless it is told this is a one-machine cluster
-LOOPBACK_CLIENT_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ADDRESS": ""}
+#: the machine's routable IP unless it is told this is a one-machine cluster, and the
+#: head runs without Ray's token authentication (a throwaway cluster of one machine)
+LOOPBACK_CLIENT_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_ADDRESS": "",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+
+def free_port_range(size: int, attempts: int = 50) -> range:
+    """``size`` consecutive ports of which the first few are free now (a Ray head takes
+    its ports from the range as it starts)."""
+    import random
+    import socket
+
+    for _ in range(attempts):
+        base = random.randrange(20000, 60000 - size)
+        try:
+            for port in range(base, base + 10):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return range(base, base + size)
+    raise RuntimeError(f"no free range of {size} ports found")
 
 
 class RayHead:
     """A local head node: ``address`` is ``127.0.0.1:<gcs_port>``; ``ports`` is a range
     of at least 70 free ports (GCS, node manager, object manager, agents, workers)."""
 
-    def __init__(self, name: str, ports: range, num_cpus: int, startup_limit_s: float = 120):
+    def __init__(
+        self, name: str, ports: range, num_cpus: int, log_path: Path, startup_limit_s: float = 120
+    ):
         if len(ports) < 70:
             raise ValueError("a Ray head needs a range of at least 70 ports")
         self.name = name
@@ -34,7 +57,7 @@ class RayHead:
         self.startup_limit_s = startup_limit_s
         self.address = f"127.0.0.1:{ports[0]}"
         self.temp_dir = Path("/tmp") / f"ray-{name}"
-        self.log_path = LOG_DIR / f"{name}.log"
+        self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     @property
@@ -57,8 +80,9 @@ class RayHead:
         return self.process.pid if self.process else None
 
     def __enter__(self) -> RayHead:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+        env["RAY_AUTH_MODE"] = "disabled"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 self.command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
