@@ -131,12 +131,15 @@ class GatewayProcess(ServerProcess):
         *,
         port: int | None = None,
         ray_address: str | None = None,
+        config: dict | None = None,
         startup_limit_s: float = 600,
     ):
         super().__init__(name, port, startup_limit_s)
         self.model = model
         self.cpu_cores = cpu_cores
         self.ray_address = ray_address
+        #: more `AppConfig` fields (``{"gateway": {...}}``) beside the engine's
+        self.extra_config = config or {}
         self.config_path = WORK_DIR / "specs" / f"{name}.yaml"
 
     @property
@@ -155,6 +158,7 @@ class GatewayProcess(ServerProcess):
     def prepare(self) -> None:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         config = {"engine": {"model": str(self.model), "cpu_cores": self.cpu_cores}}
+        config.update(self.extra_config)
         self.config_path.write_text(yaml.safe_dump(config))
 
     def describe(self) -> dict:

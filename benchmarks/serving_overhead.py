@@ -77,6 +77,16 @@ class OverheadPlan:
 FULL = OverheadPlan(16, 480, 0.5, 240, ((256, 2), (32, 8)), 1024, 693)
 QUICK = OverheadPlan(8, 48, 0.5, 32, ((32, 2),), 64, 64, warmup=8)
 
+#: configurations of ``c2s serve`` to compare, step by step (``C2S_OVERHEAD_VARIANT``):
+#: (AppConfig fields, environment of the Ray cluster)
+SERVER_VARIANTS = {
+    "default": ({}, {}),
+    # every build and decode on the PromptBuilder/Decoder replicas (the old path)
+    "replica_hops": ({"gateway": {"inline_max_items": 0}}, {}),
+    # Ray Serve's throughput mode: direct ingress, gRPC between replicas, no extra threads
+    "throughput_optimized": ({}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+}
+
 #: the OpenAI-route variants of (b): (route, streamed)
 VARIANTS = (("completions", True), ("completions", False), ("chat", True), ("chat", False))
 
@@ -247,9 +257,16 @@ def _relative(part: str) -> str:
 def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) -> dict:
     """(b), (c) and (d, ray mode) on one ``c2s serve`` over our own Ray head."""
     model = demo_checkpoint()[0].path
-    with RayHead("overhead", RAY_PORTS, 8, WORK_DIR / "logs" / "overhead-ray.log") as head:
+    config, env = SERVER_VARIANTS[variant()]
+    log_path = WORK_DIR / "logs" / "overhead-ray.log"
+    with RayHead("overhead", RAY_PORTS, 8, log_path, env=env) as head:
         gateway = GatewayProcess(
-            model, "server", "overhead-gateway", port=GATEWAY_PORT, ray_address=head.address
+            model,
+            "server",
+            "overhead-gateway",
+            port=GATEWAY_PORT,
+            ray_address=head.address,
+            config=config,
         )
         with gateway:
             owners = {head.pid, gateway.process.pid}
@@ -271,6 +288,8 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
                 out["openai"][key] = asyncio.run(
                     measure_loop(gateway.url, make, plan, owners, send)
                 )
+            log("serving_overhead: (b) profile (py-spy) under the same closed loop")
+            out["profile"] = asyncio.run(profile_loop(gateway.url, base, items, plan, owners))
             log("serving_overhead: (b) open loop")
             make = lambda i: c2s_request(base, items[i % len(items)], "completions")  # noqa: E731
             out["open_loop"] = asyncio.run(measure_loop(gateway.url, make, plan, owners, rate=rate))
@@ -283,6 +302,24 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
             log("serving_overhead: (d) bulk job, ray mode")
             out["bulk_ray"] = annotate(h5ad, "bulk-ray", ["--ray-address", head.address], owners)
     return out
+
+
+async def profile_loop(url: str, base: str, items: list[dict], plan, owners) -> dict:
+    """py-spy on every serving process while a closed loop of streamed completions runs
+    (timings of this loop are not reported: the sampler takes CPU too)."""
+    from benchmarks import overhead_profile
+
+    client = openai_client(url)
+
+    def make(i: int) -> dict:
+        return c2s_request(base, items[i % len(items)], "completions")
+
+    spies = overhead_profile.start(owners, "gateway-load")
+    try:
+        await closed_loop(client, make, plan.concurrency, plan.requests)
+    finally:
+        profile = overhead_profile.stop(spies)
+    return profile
 
 
 def goals(a: dict, c2s: dict, bulk_local: dict) -> list[dict]:
@@ -315,6 +352,12 @@ def goals(a: dict, c2s: dict, bulk_local: dict) -> list[dict]:
     ]  # fmt: skip
 
 
+def variant() -> str:
+    import os
+
+    return os.environ.get("C2S_OVERHEAD_VARIANT", "default")
+
+
 def _phase(record: dict, key: str, measure, *args):
     """``measure(*args)``, or ``None`` with the failure kept under ``record["errors"]``:
     one failed phase must not lose the others' results."""
@@ -330,6 +373,7 @@ def run(options: SuiteOptions) -> dict:
     plan = QUICK if options.quick else FULL
     record = start_record("serving_overhead", options)
     record["plan"] = asdict(plan)
+    record["server_variant"] = {"name": variant(), "config": SERVER_VARIANTS[variant()]}
     checkpoint, reason = demo_checkpoint()
     if checkpoint is None:
         record["skipped"] = reason

@@ -47,7 +47,13 @@ class RayHead:
     of at least 70 free ports (GCS, node manager, object manager, agents, workers)."""
 
     def __init__(
-        self, name: str, ports: range, num_cpus: int, log_path: Path, startup_limit_s: float = 120
+        self,
+        name: str,
+        ports: range,
+        num_cpus: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        startup_limit_s: float = 120,
     ):
         if len(ports) < 70:
             raise ValueError("a Ray head needs a range of at least 70 ports")
@@ -58,6 +64,8 @@ class RayHead:
         self.address = f"127.0.0.1:{ports[0]}"
         self.temp_dir = Path("/tmp") / f"ray-{name}"
         self.log_path = log_path
+        #: environment of every process of the cluster (Ray Serve reads its settings here)
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -83,6 +91,7 @@ class RayHead:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
         env["RAY_AUTH_MODE"] = "disabled"
+        env.update(self.env)
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 self.command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
