@@ -141,15 +141,15 @@ def sender(route: str, streamed: bool):
 async def measure_loop(url, make, plan, owners, send=streamed_request, rate=None) -> dict:
     """One closed loop at the plan's concurrency (or an open loop at ``rate``) with the
     CPU of every process of ours read around it."""
-    client = openai_client(url)
-    await closed_loop(client, make, plan.concurrency, plan.warmup, send)
-    with CpuMeter(owners) as meter:
-        if rate is None:
-            records, seconds = await closed_loop(
-                client, make, plan.concurrency, plan.requests, send
-            )
-        else:
-            records, seconds = await open_loop(client, make, rate, plan.open_loop_requests, 0, send)
+    async with openai_client(url) as client:
+        await closed_loop(client, make, plan.concurrency, plan.warmup, send)
+        with CpuMeter(owners) as meter:
+            if rate is None:
+                n = plan.requests
+                records, seconds = await closed_loop(client, make, plan.concurrency, n, send)
+            else:
+                n = plan.open_loop_requests
+                records, seconds = await open_loop(client, make, rate, n, 0, send)
     out = summarise(records, seconds)
     out["cpu_ms_per_request"] = meter.per_request(out["completed"])
     out["concurrency" if rate is None else "offered_rate"] = (
@@ -258,6 +258,8 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
     """(b), (c) and (d, ray mode) on one ``c2s serve`` over our own Ray head."""
     model = demo_checkpoint()[0].path
     config, env = SERVER_VARIANTS[variant()]
+    # a throwaway server: no 30 s drain at shutdown
+    config = {**config, "gateway": {"drain_timeout_s": 1, **config.get("gateway", {})}}
     log_path = WORK_DIR / "logs" / "overhead-ray.log"
     with RayHead("overhead", RAY_PORTS, 8, log_path, env=env) as head:
         gateway = GatewayProcess(
@@ -309,14 +311,13 @@ async def profile_loop(url: str, base: str, items: list[dict], plan, owners) -> 
     (timings of this loop are not reported: the sampler takes CPU too)."""
     from benchmarks import overhead_profile
 
-    client = openai_client(url)
-
     def make(i: int) -> dict:
         return c2s_request(base, items[i % len(items)], "completions")
 
     spies = overhead_profile.start(owners, "gateway-load")
     try:
-        await closed_loop(client, make, plan.concurrency, plan.requests)
+        async with openai_client(url) as client:
+            await closed_loop(client, make, plan.concurrency, plan.requests)
     finally:
         profile = overhead_profile.stop(spies)
     return profile
