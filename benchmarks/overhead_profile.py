@@ -19,6 +19,7 @@ import psutil
 
 from benchmarks.checkpoints import WORK_DIR
 from benchmarks.process_cpu import role_of
+from benchmarks.thread_cpu import per_request_ms, thread_seconds
 
 RATE = 50
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -37,7 +38,8 @@ def serving_processes(owner_pids: set[int]) -> dict[str, int]:
 
 
 def start(owner_pids: set[int], name: str) -> list[tuple[str, subprocess.Popen, Path]]:
-    """One py-spy per serving process, sampling until `stop`."""
+    """One py-spy per serving process, sampling until `stop`; each process's thread
+    CPU is read at the start too (`benchmarks.thread_cpu`)."""
     out_dir = WORK_DIR / "overhead" / "profiles"
     out_dir.mkdir(parents=True, exist_ok=True)
     spies = []
@@ -46,20 +48,23 @@ def start(owner_pids: set[int], name: str) -> list[tuple[str, subprocess.Popen, 
         command = [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE)]
         command += ["--format", "raw", "--output", str(stacks), "--nonblocking"]
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        spies.append((role, spy, stacks))
+        spies.append((role, spy, stacks, pid, thread_seconds(pid)))
     return spies
 
 
-def stop(spies: list[tuple[str, subprocess.Popen, Path]], top: int = 10) -> dict:
-    """Stop every py-spy (it writes its stacks on SIGINT) and summarise each role."""
+def stop(spies: list[tuple], requests: int | None = None, top: int = 10) -> dict:
+    """Stop every py-spy (it writes its stacks on SIGINT) and summarise each role, with
+    its CPU milliseconds per request by thread (in all, without ``requests``)."""
     out = {}
-    for role, spy, stacks in spies:
+    for role, spy, stacks, pid, threads_before in spies:
+        threads = per_request_ms(threads_before, thread_seconds(pid), requests or 1)
         spy.send_signal(signal.SIGINT)
         try:
             spy.wait(timeout=60)
         except subprocess.TimeoutExpired:
             spy.kill()
         out[role] = summarise(stacks.read_text() if stacks.is_file() else "", top)
+        out[role]["thread_cpu_ms_per_request" if requests else "thread_cpu_ms"] = threads
     return out
 
 

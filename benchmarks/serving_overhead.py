@@ -319,7 +319,7 @@ async def profile_loop(url: str, base: str, items: list[dict], plan, owners) -> 
         async with openai_client(url) as client:
             await closed_loop(client, make, plan.concurrency, plan.requests)
     finally:
-        profile = overhead_profile.stop(spies)
+        profile = overhead_profile.stop(spies, plan.requests)
     return profile
 
 
