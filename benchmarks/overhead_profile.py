@@ -72,6 +72,7 @@ def summarise(raw: str, top: int) -> dict:
     """Samples, the hottest leaf frames, and the source files most often on the stack."""
     leaves: collections.Counter = collections.Counter()
     files: collections.Counter = collections.Counter()
+    ours = 0
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -84,12 +85,14 @@ def summarise(raw: str, top: int) -> dict:
             leaves[re.sub(r"\s+", " ", frames[-1])[:140]] += n
         for source in {_source(f) for f in frames}:
             files[source] += n
+        ours += n if any("serving/" in f for f in frames) else 0
 
     def shares(counter: collections.Counter) -> list[dict]:
         return [{"frame": k, "share": round(n / total, 3)} for k, n in counter.most_common(top)]
 
     return {
         "samples": total,
+        "our_code_share": round(ours / total, 3) if total else None,
         "top_leaf_frames": shares(leaves),
         "top_files_inclusive": shares(files),
     }

@@ -104,8 +104,24 @@ def overhead_context(data: dict) -> dict:
         ]
         for g in data.get("goals") or []
     ]
+    profile_rows = [
+        [
+            role,
+            p["samples"],
+            f"{fmt(100 * p['our_code_share'], 1)}%" if p.get("our_code_share") is not None else "—",
+            ", ".join(
+                f"{name} {fmt(ms, 1)}"
+                for name, ms in list(_threads(p, data["plan"]["requests"]).items())[:5]
+            ),
+            ", ".join(
+                f"`{f['frame']}` {fmt(100 * f['share'], 0)}%" for f in p["top_files_inclusive"][:4]
+            ),
+        ]
+        for role, p in (c2s.get("profile") or {}).items()
+    ]
     return {
         "not_measured": None,
+        "profile_rows": profile_rows,
         "data": data,
         "loop_rows": loops,
         "cpu_header": ["path", *(name for _, name in ROLE_COLUMNS)],
@@ -115,3 +131,11 @@ def overhead_context(data: dict) -> dict:
         "goal_rows": goals,
         "errors": data.get("errors") or {},
     }
+
+
+def _threads(profile: dict, requests: int) -> dict:
+    """CPU ms per request by thread; runs that kept the loop's total are divided by its
+    request count."""
+    if "thread_cpu_ms_per_request" in profile:
+        return profile["thread_cpu_ms_per_request"]
+    return {k: round(v / requests, 2) for k, v in (profile.get("thread_cpu_ms") or {}).items()}
