@@ -88,7 +88,7 @@ VARIANTS = (("completions", True), ("completions", False), ("chat", True), ("cha
 
 def prompts(model_dir: Path, n: int) -> list[dict]:
     """``n`` cells (cycled from pbmc68k_reduced): task inputs, rendered text, prompt ids."""
-    from serving.prompt_builder import PromptBuilder
+    from serving.core.prompt_builder import PromptBuilder
 
     builder = PromptBuilder.from_model(model_dir)
     cells = pbmc_cells()

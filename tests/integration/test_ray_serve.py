@@ -198,8 +198,8 @@ async def test_label_sets_and_embeddings_through_the_deployments(client, ray_gat
 #: the bulk job's runner in ray mode (what `c2s annotate --ray-address` runs per batch)
 BULK_RAY_RUNNER = """
 import asyncio, dataclasses, json, sys
-from serving.jobs.backends import open_runner
-from serving.jobs.config import ExecutionConfig
+from serving.bulk.backends import open_runner
+from serving.bulk.config import ExecutionConfig
 
 async def main():
     inputs = json.loads(sys.argv[2])
@@ -218,8 +218,8 @@ async def test_every_path_gives_the_same_answers(
     """In-process stages, single requests over Ray (built and parsed in the gateway), a
     batch over Ray (chunks on the replicas) and the bulk job's ray mode answer the same
     cells alike: text, token counts and typed result."""
-    from serving.pipeline import LocalStages, fan_out, generation
-    from serving.stages import BuildStage, DecodeStage, PromptJob
+    from serving.core.pipeline import LocalStages, fan_out, generation
+    from serving.core.stages import BuildStage, DecodeStage, PromptJob
 
     inputs = [{"cell": " ".join(CELL.split()[i:] + CELL.split()[:i])} for i in range(6)]
     stages = LocalStages(

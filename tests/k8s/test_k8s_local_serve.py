@@ -18,7 +18,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from serving.config import DEMO_MODEL_DIR
+from serving.ray_serve.config import DEMO_MODEL_DIR
 from tests.integration.conftest import free_port
 from tests.k8s.conftest import serve_config_of, worker_groups
 from tests.task_inputs import CELL

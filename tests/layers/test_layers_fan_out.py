@@ -1,13 +1,13 @@
-"""`serving.pipeline.fan_out`: chunks in order, and an invalid item costs no engine work
+"""`serving.core.pipeline.fan_out`: chunks in order, and an invalid item costs no engine work
 when every chunk is built first (a request), while a bulk runner's chunks go on as built."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.errors import InvalidRequest
-from serving.pipeline import fan_out
-from serving.stages import PreparedPrompt, PromptJob
+from serving.core.errors import InvalidRequest
+from serving.core.pipeline import fan_out
+from serving.core.stages import PreparedPrompt, PromptJob
 
 
 class CountingStages:

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import logging, os, subprocess, sys
     from pathlib import Path
-    from serving.logs import route_library_logs
+    from serving.cli.logs import route_library_logs
 
     route_library_logs(Path(sys.argv[1]))
     print("our line")

@@ -13,8 +13,8 @@ from importlib import resources
 
 import pytest
 
-from serving.prompt_builder import PromptBuilder
-from serving.tasks import RANDOM, default_registry
+from serving.core.prompt_builder import PromptBuilder
+from serving.core.tasks import RANDOM, default_registry
 
 c2s_formatter = pytest.importorskip("cell2sentence.prompt_formatter")
 datasets = pytest.importorskip("datasets")
@@ -45,7 +45,7 @@ def builder(pythia_tokenizer_dir) -> PromptBuilder:
 @pytest.mark.parametrize("task", sorted(C2S_FILES))
 def test_packaged_public_templates_equal_c2s_files(task):
     theirs = resources.files("cell2sentence") / "prompts" / C2S_FILES[task]
-    ours = resources.files("serving.tasks") / "templates" / f"{task}.json"
+    ours = resources.files("serving.core.tasks") / "templates" / f"{task}.json"
     assert ours.read_bytes() == theirs.read_bytes()
     assert json.loads(ours.read_text())["model_input"] == list(
         default_registry().get(task).templates.model_input
