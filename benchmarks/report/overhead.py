@@ -122,6 +122,8 @@ def overhead_context(data: dict) -> dict:
     return {
         "not_measured": None,
         "profile_rows": profile_rows,
+        "step_rows": _step_rows(data.get("steps") or {}),
+        "steps_note": (data.get("steps") or {}).get("note"),
         "data": data,
         "loop_rows": loops,
         "cpu_header": ["path", *(name for _, name in ROLE_COLUMNS)],
@@ -139,3 +141,27 @@ def _threads(profile: dict, requests: int) -> dict:
     if "thread_cpu_ms_per_request" in profile:
         return profile["thread_cpu_ms_per_request"]
     return {k: round(v / requests, 2) for k, v in (profile.get("thread_cpu_ms") or {}).items()}
+
+
+def _step_rows(steps: dict) -> list[list]:
+    """One row per server variant and route: CPU above the engine, its ratio to (a) in the
+    same run, the main roles, and throughput's ratio to (a)."""
+    rows = []
+    for name, v in (steps.get("variants") or {}).items():
+        for key in ("completions_stream", "completions_plain"):
+            b = v[key]
+            roles = b["by_role"]
+            rows.append(
+                [
+                    f"`{name}`",
+                    key.replace("_", ", "),
+                    fmt(b["cpu_above_engine"], 1),
+                    f"{fmt(b['cpu_ratio_to_a'])}x",
+                    " / ".join(
+                        fmt(roles.get(r), 1) for r in ("gateway", "proxy", "engine_replica")
+                    ),
+                    fmt((roles.get("builder") or 0) + (roles.get("decoder") or 0), 1),
+                    f"{fmt(b['throughput_ratio_to_a'])}x",
+                ]
+            )
+    return rows
