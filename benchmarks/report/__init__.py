@@ -19,9 +19,19 @@ from benchmarks.plots import write_plots
 from benchmarks.report import format as formats
 from benchmarks.report import sections, suites
 from benchmarks.report.explanations import missed_goals
+from benchmarks.report.overhead import overhead_context
 
 #: the suites this report knows, in report order (others' files are shown when present)
-SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring", "tokenizer", "bulk")
+SUITES = (
+    "peers",
+    "serving_overhead",
+    "loadtest",
+    "long_prompts",
+    "profile",
+    "label_scoring",
+    "tokenizer",
+    "bulk",
+)
 
 
 def _defined(filter_):
@@ -84,6 +94,7 @@ def _suite_sections(results: dict[str, dict]) -> list[str]:
         "label_scoring": suites.label_scoring_context,
         "tokenizer": suites.tokenizer_context,
         "bulk": suites.bulk_context,
+        "serving_overhead": overhead_context,
     }
     out = [fill(name, build[name](results[name])) for name in SUITES if name in results]
     out += [

@@ -25,8 +25,9 @@ from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.distributed.ranges import RowRange
 from serving.bulk.flow import answer_as_read
 from serving.bulk.plan import Shard
+from serving.bulk.rows import rows_to_table
 from serving.bulk.runners import StagesRunner
-from serving.bulk.shards import parquet_bytes, rows_to_table
+from serving.bulk.shards import parquet_bytes
 from serving.core.tasks import default_registry
 from serving.engine import EngineLimits
 from tokenizer_ext import GeneVocabulary, open_expression, rank_csr, ranked_to_sentences
