@@ -37,7 +37,8 @@ from tokenizer_ext.inverse import (
     reconstruct_adata,
     reconstruct_expression,
 )
-from tokenizer_ext.prompt_ids import PromptBatch, PromptEncoder, PromptIds
+from tokenizer_ext.prompt_ids import PromptEncoder, PromptIds
+from tokenizer_ext.prompt_pieces import PromptBatch
 from tokenizer_ext.ranking import TIE_BREAKS, RankedCells
 from tokenizer_ext.sentences import (
     RankedChunk,
