@@ -97,7 +97,11 @@ def _split_points(gap: str, run_before: bool, run_after: bool) -> list[int]:
 
 @dataclass
 class SegmentTable:
-    """Token ids of genes (segments ``0..V-1``) plus cached text pieces (``V..``)."""
+    """Token ids of genes (segments ``0..V-1``) plus cached text pieces (``V..``).
+
+    Pieces added since the last `arrays` call are appended to the flat arrays then, so a
+    batch that meets a few new boundary pieces costs those pieces, not the whole table.
+    """
 
     gene_ids: np.ndarray
     gene_offsets: np.ndarray
@@ -106,15 +110,22 @@ class SegmentTable:
     _flat: np.ndarray | None = None
     _starts: np.ndarray | None = None
     _lengths: np.ndarray | None = None
+    _built_extras: int = 0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(flat ids, start, length)`` of every segment, rebuilt after additions."""
+        """``(flat ids, start, length)`` of every segment."""
         if self._flat is None:
-            extra_lengths = np.fromiter((len(a) for a in self.extra_ids), np.int64)
-            lengths = np.concatenate([np.diff(self.gene_offsets), extra_lengths])
-            self._flat = np.concatenate([self.gene_ids, *self.extra_ids]).astype(np.int32)
-            self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            self._lengths = lengths
+            self._flat = self.gene_ids.astype(np.int32)
+            self._lengths = np.diff(self.gene_offsets).astype(np.int64)
+            self._starts = self.gene_offsets[:-1].astype(np.int64)
+        new = self.extra_ids[self._built_extras :]
+        if new:
+            lengths = np.fromiter((len(a) for a in new), np.int64, len(new))
+            starts = len(self._flat) + np.cumsum(lengths) - lengths
+            self._flat = np.concatenate([self._flat, *new])
+            self._starts = np.concatenate([self._starts, starts])
+            self._lengths = np.concatenate([self._lengths, lengths])
+            self._built_extras = len(self.extra_ids)
         return self._flat, self._starts, self._lengths
 
     def add(self, text: str, ids: Sequence[int]) -> int:
@@ -123,5 +134,4 @@ class SegmentTable:
             seg = len(self.gene_offsets) - 1 + len(self.extra_ids)
             self.extra_index[text] = seg
             self.extra_ids.append(np.asarray(ids, dtype=np.int32))
-            self._flat = None
         return seg
