@@ -44,7 +44,7 @@ def run_label_scoring(options: SuiteOptions) -> None:
 
 
 def _suites() -> dict:
-    from benchmarks import bulk_bench, loadtest, long_prompts, peers, profiling
+    from benchmarks import atlas_scaling, bulk_bench, loadtest, long_prompts, peers, profiling
 
     return {
         "peers": peers.run,
@@ -54,12 +54,21 @@ def _suites() -> dict:
         "label_scoring": run_label_scoring,
         "tokenizer": run_tokenizer,
         "bulk": bulk_bench.run,
+        "atlas_scaling": atlas_scaling.run,
     }
 
 
 #: what ``run`` runs without --suite. The tokenizer suite's committed result belongs to
 #: its own harness, so a full run only reads it; ``--suite tokenizer`` reruns it.
-DEFAULT_SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring", "bulk")
+DEFAULT_SUITES = (
+    "peers",
+    "loadtest",
+    "long_prompts",
+    "profile",
+    "label_scoring",
+    "bulk",
+    "atlas_scaling",
+)
 QUICK_SUITES = (*DEFAULT_SUITES, "tokenizer")
 
 

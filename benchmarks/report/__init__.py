@@ -21,7 +21,16 @@ from benchmarks.report import sections, suites
 from benchmarks.report.explanations import missed_goals
 
 #: the suites this report knows, in report order (others' files are shown when present)
-SUITES = ("peers", "loadtest", "long_prompts", "profile", "label_scoring", "tokenizer", "bulk")
+SUITES = (
+    "peers",
+    "loadtest",
+    "long_prompts",
+    "profile",
+    "label_scoring",
+    "tokenizer",
+    "bulk",
+    "atlas_scaling",
+)
 
 
 def _defined(filter_):
@@ -84,6 +93,7 @@ def _suite_sections(results: dict[str, dict]) -> list[str]:
         "label_scoring": suites.label_scoring_context,
         "tokenizer": suites.tokenizer_context,
         "bulk": suites.bulk_context,
+        "atlas_scaling": suites.atlas_scaling_context,
     }
     out = [fill(name, build[name](results[name])) for name in SUITES if name in results]
     out += [
