@@ -90,6 +90,10 @@ def write_wide_atlas(
 
 def _append_rows(path: Path, make_block, cells: int) -> None:
     with h5py.File(path, "a") as f:
+        # 64-bit row pointers: a million cells hold more entries than an int32 counts
+        indptr = f["X/indptr"][...].astype(np.int64)
+        del f["X/indptr"]
+        f["X"].create_dataset("indptr", data=indptr, maxshape=(None,), chunks=True)
         matrix = ad.io.sparse_dataset(f["X"])
         while cells > 0:
             block = min(cells, BLOCK_CELLS)

@@ -10,9 +10,9 @@ results come back in input order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from serving.engine import (
     Completion,
@@ -34,6 +34,7 @@ from serving.stages import (
     PreparedPrompt,
     PromptJob,
 )
+from tokenizer_ext import GeneVocabulary, RankedCells
 
 
 class Stages(Protocol):
@@ -58,6 +59,21 @@ class Stages(Protocol):
     async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]: ...
 
     async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
+
+
+@runtime_checkable
+class RankedStages(Protocol):
+    """Stages that build one-cell prompts from ranked genes (in-process: `LocalStages`)."""
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]: ...
 
 
 class EmbeddingsUnavailable(InvalidRequest):
@@ -92,6 +108,17 @@ class LocalStages:
 
     async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         return self.builder.build(jobs, offset)
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        return self.builder.build_ranked(task, cells, vocabulary, fields, templates, offset)
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
         return await self.engine.complete(prompt.token_ids, params)
@@ -180,6 +207,17 @@ async def run_batch(
     """
     chunks = chunked(jobs, chunk_size)
     built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
+    return await answer_built(stages, built, params_for, logprob_tokens, reconstruct_expression)
+
+
+async def answer_built(
+    stages: Stages,
+    built: Sequence[list[PreparedPrompt]],
+    params_for: Callable[[PreparedPrompt], GenerationParams],
+    logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
+) -> list[BatchItem]:
+    """Answer chunks of built prompts, in order: each chunk's completions, then its decode."""
 
     async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
         completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))

@@ -287,6 +287,13 @@ class PromptBuilder:
         fields = {k: v for k, v in data.template_fields().items() if k not in SENTENCE_FIELDS}
         return tuple(self.prompt_encoder.encode(template, cells, **fields).ids)
 
+    def gene_words(self, symbols: Sequence[str]) -> np.ndarray | None:
+        """The gene cache's word of each upper-cased symbol (a dataset's genes, each
+        tokenised once here), or ``None`` when the cache has no room for them."""
+        if not self._cache_genes([symbols]):
+            return None
+        return self.gene_cache.vocabulary.encode_upper(symbols)
+
     def _cache_genes(self, cells: Sequence[Sequence[str]]) -> bool:
         """Whether every gene is cached, caching those outside the model's gene list while
         the cache has room (a wide atlas's genes are then tokenised once, not per cell)."""

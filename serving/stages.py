@@ -24,8 +24,10 @@ from serving.tasks.spec import TaskGroup, TaskSpec
 from serving.tasks.templates import TemplateChoice
 from tokenizer_ext.budget import C2S_TRAINED_RANGES
 from tokenizer_ext.inverse import RankExpressionFit
+from tokenizer_ext.ranking import RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
 from tokenizer_ext.text_encoder import TextEncoder
-from tokenizer_ext.vocab import looks_like_ensembl_id
+from tokenizer_ext.vocab import GeneVocabulary, looks_like_ensembl_id
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
 EXPRESSION_FIT_FILE = "expression_fit.json"
@@ -171,6 +173,8 @@ class BuildStage:
     def __init__(self, builder: PromptBuilder, vocabulary: frozenset[str] | None = None) -> None:
         self.builder = builder
         self.vocabulary = vocabulary
+        # the last dataset's ranked-prompt tables (a job reads one dataset)
+        self._ranked: dict[GeneVocabulary, Any] = {}
 
     @classmethod
     def from_model(cls, model_dir: str | Path, **kwargs: Any) -> BuildStage:
@@ -211,6 +215,33 @@ class BuildStage:
                 raise exc
             raise BatchItemError(offset + i, exc) from None
         return prepared
+
+    def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        """One ``task`` prompt per ranked cell (``fields``: the inputs' other values), the
+        same as `build` of the cells' sentences; built from the genes' cached ids when
+        `serving.ranked_prompts` can, else from the sentences."""
+        from serving.ranked_prompts import RankedPrompts
+
+        prompts = self._ranked.get(vocabulary)
+        if prompts is None:
+            self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.vocabulary)}
+            prompts = self._ranked[vocabulary]
+        built = prompts.build(task, cells, fields, templates)
+        if built is not None:
+            return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
+        jobs = [
+            PromptJob(task, {**fields, "cell": sentence}, template=t)
+            for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
+        ]
+        return self.build(jobs, offset)
 
     def _validated(self, job: PromptJob) -> TaskInput:
         spec = self.builder.registry.get(job.task)

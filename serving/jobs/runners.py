@@ -12,12 +12,14 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from serving.label_sets import LabelSet, run_labeled_batch
-from serving.pipeline import BatchItem, Stages, run_batch
+from serving.pipeline import BatchItem, RankedStages, Stages, answer_built, run_batch
 from serving.stages import PromptJob
 from serving.tasks import default_registry
+from tokenizer_ext import GeneVocabulary, RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,22 @@ class TaskRunner(Protocol):
         label_set: LabelSet | None = None,
     ) -> list[Answer]:
         """Answer ``inputs``; with ``label_set``, against it (`serving.label_sets`)."""
+        ...
+
+
+@runtime_checkable
+class RankedRunner(Protocol):
+    """A runner that also takes one-cell inputs as ranked genes, not sentences."""
+
+    async def run_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+    ) -> list[Answer]:
+        """Answer one ``task`` input per cell (``fields``: the inputs' other values)."""
         ...
 
 
@@ -110,6 +128,36 @@ class StagesRunner:
             *(self._run_part(jobs[i : i + size], label_set) for i in range(0, len(jobs), size))
         )
         return [answer for part in parts for answer in part]
+
+    async def run_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+    ) -> list[Answer]:
+        """`run` of one-cell inputs given as ranked genes: stages that build prompts from
+        those (`LocalStages`) never make a sentence; others get the sentences."""
+        if not isinstance(self.stages, RankedStages):
+            sentences = ranked_to_sentences(cells, vocabulary)
+            return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)
+        size = self.request_cells
+        built = await asyncio.gather(
+            *(
+                self.stages.build_ranked(
+                    task,
+                    cells.select(range(i, min(i + size, len(cells)))),
+                    vocabulary,
+                    fields,
+                    templates[i : i + size],
+                    i,
+                )
+                for i in range(0, len(cells), size)
+            )
+        )
+        items = await answer_built(self.stages, built, lambda prompt: prompt.params)
+        return [self._answer(item) for item in items]
 
     async def _run_part(self, jobs: list[PromptJob], label_set: LabelSet | None) -> list[Answer]:
         if label_set is not None:
