@@ -142,20 +142,10 @@ class StagesRunner:
         if not isinstance(self.stages, RankedStages):
             sentences = ranked_to_sentences(cells, vocabulary)
             return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)
+        # built in one go (one gather of ids), then answered in request-sized chunks
+        prompts = await self.stages.build_ranked(task, cells, vocabulary, fields, templates)
         size = self.request_cells
-        built = await asyncio.gather(
-            *(
-                self.stages.build_ranked(
-                    task,
-                    cells.select(range(i, min(i + size, len(cells)))),
-                    vocabulary,
-                    fields,
-                    templates[i : i + size],
-                    i,
-                )
-                for i in range(0, len(cells), size)
-            )
-        )
+        built = [prompts[i : i + size] for i in range(0, len(prompts), size)]
         items = await answer_built(self.stages, built, lambda prompt: prompt.params)
         return [self._answer(item) for item in items]
 
