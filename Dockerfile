@@ -51,7 +51,7 @@ COPY tokenizer_ext/ tokenizer_ext/
 COPY models/c2s-demo-pythia/ models/c2s-demo-pythia/
 # Editable, so that the package's paths (the demo checkpoint beside it) stay under /app.
 RUN pip install --no-deps -e . \
-    && python -c "import vllm, torch, ray.serve, serving.deployments; assert '+cpu' in torch.__version__"
+    && python -c "import vllm, torch, ray.serve, serving.ray_serve.deployments; assert '+cpu' in torch.__version__"
 USER ray
 CMD ["c2s", "--help"]
 
@@ -64,6 +64,6 @@ RUN pip install '.[gpu]' \
 COPY serving/ serving/
 COPY tokenizer_ext/ tokenizer_ext/
 RUN pip install --no-deps -e . \
-    && python -c "import vllm, ray.serve, serving.deployments"
+    && python -c "import vllm, ray.serve, serving.ray_serve.deployments"
 USER ray
 CMD ["c2s", "--help"]

@@ -53,4 +53,4 @@ clean:
 # Rebuild the embedded demo checkpoint (models/c2s-demo-pythia): train, evaluate, write its card
 .PHONY: demo-model
 demo-model: setup
-	$(BIN)/python -m serving.demo_model
+	$(BIN)/python -m models.training

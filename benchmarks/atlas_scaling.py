@@ -125,10 +125,10 @@ def child_main(path: Path, out: Path) -> None:
     """Annotate ``path`` into ``out`` with the instant engine; print the figures as JSON."""
     import asyncio
 
+    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
-    from serving.jobs import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage
     from serving.testing.fake_engine import FakeEngine
 
     build = BuildStage.from_model(TOKENIZER_DIR)

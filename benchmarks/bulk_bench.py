@@ -145,7 +145,7 @@ async def raw_pass(engine, prompts) -> tuple[float, int]:
 
 async def bulk_pass(config, runner) -> tuple[float, float, dict]:
     """One whole job; seconds to the last shard, seconds end to end, and its report."""
-    from serving.jobs import AnnotationJob
+    from serving.bulk import AnnotationJob
 
     started = time.perf_counter()
     result = await AnnotationJob(config, runner).run()
@@ -154,10 +154,10 @@ async def bulk_pass(config, runner) -> tuple[float, float, dict]:
 
 
 async def run_workload(workload: Workload, repeats: int) -> dict:
+    from serving.bulk import AnnotateConfig, ExecutionConfig, StagesRunner
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage, PromptJob
     from serving.engine import EngineConfig, start_vllm_engine
-    from serving.jobs import AnnotateConfig, ExecutionConfig, StagesRunner
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage, PromptJob
     from tokenizer_ext import cell_sentences
 
     checkpoint, label = checkpoint_for(workload.name)

@@ -9,7 +9,7 @@ compute and token counts. Per cell:
 
 - ``greedy``: one greedy prediction as long as the K = 10 set's mean answer (its label,
   ``.`` and EOS; EOS ignored otherwise, as random weights never stop on their own);
-- ``scored K``: every label of a K-label set scored by `serving.label_sets.LabelScorer`
+- ``scored K``: every label of a K-label set scored by `serving.core.label_sets.LabelScorer`
   (the prompt alone, then one forced-answer request per label), K = 10 (pbmc68k's bulk
   labels) and K = 50 (those plus 40 other blood and immune cell types).
 
@@ -151,10 +151,10 @@ async def measure(
     Every answer gets its own cell, so no mode reads another's prompt from the prefix
     cache (only the template prefix all prompts share).
     """
+    from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage, PromptJob
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
-    from serving.label_sets import AnswerShape, LabelScorer, LabelSet
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage, PromptJob
 
     config = EngineConfig(
         model=str(checkpoint),

@@ -41,7 +41,7 @@ QUICK = LongPlan("TINY", {"20x100": (20, 100), "5x400": (5, 400)}, 1, 2)
 
 def build_prompts(checkpoint_dir, plan: LongPlan) -> dict:
     """Token ids of every prompt, each over its own cells."""
-    from serving.prompt_builder import PromptBuilder
+    from serving.core.prompt_builder import PromptBuilder
 
     builder = PromptBuilder.from_model(checkpoint_dir)
     cells, genes = pbmc_cells(), panel_genes()

@@ -161,7 +161,7 @@ def build_workload(
     holds the task inputs (for the gateway and the bulk path) and the token ids our prompt
     builder makes from them (for HF and raw vLLM): all paths get the same ids.
     """
-    from serving.prompt_builder import PromptBuilder
+    from serving.core.prompt_builder import PromptBuilder
 
     builder = PromptBuilder.from_model(checkpoint_dir)
     out = {}

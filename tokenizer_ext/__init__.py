@@ -1,19 +1,9 @@
 """Cell-sentence and token layer for C2S: pure, with no serving imports.
 
-Expression -> ranked genes -> cell sentences -> exact token ids, budgets for the
-model context, and the inverse (generated sentences -> expression).
+Expression -> ranked genes -> cell sentences -> exact token ids, the ranges the
+checkpoint was trained on, and the inverse (generated sentences -> expression).
 """
 
-from tokenizer_ext.budget import (
-    C2S_TRAINED_RANGES,
-    DEFAULT_MAX_MODEL_LEN,
-    GeneBudget,
-    TrainedRanges,
-    check_prompt_fits,
-    estimate_genes_per_cell,
-    estimate_sentence_tokens,
-    fit_genes_per_cell,
-)
 from tokenizer_ext.cell_text import first_genes, multi_cell_text, split_multi_cell_text
 from tokenizer_ext.errors import (
     EnsemblIdError,
@@ -21,11 +11,9 @@ from tokenizer_ext.errors import (
     GeneCollisionError,
     GeneVocabularyError,
     InvalidGeneSymbolError,
-    PromptBudgetError,
     TemplateError,
     TokenizationMismatchError,
     TokenizerExtError,
-    TrainedRangeError,
     UnknownGeneError,
 )
 from tokenizer_ext.expression_source import ExpressionSource, open_expression
@@ -34,7 +22,6 @@ from tokenizer_ext.inverse import (
     RankExpressionFit,
     clean_generated_sentence,
     fit_rank_expression,
-    reconstruct_adata,
     reconstruct_expression,
 )
 from tokenizer_ext.prompt_ids import PromptEncoder, PromptIds
@@ -59,6 +46,7 @@ from tokenizer_ext.templates import (
 )
 from tokenizer_ext.text_encoder import TextEncoder
 from tokenizer_ext.token_cache import GeneTokenCache
+from tokenizer_ext.trained_ranges import C2S_TRAINED_RANGES, TrainedRanges
 from tokenizer_ext.vocab import (
     HUMAN,
     MOUSE,
@@ -71,7 +59,6 @@ from tokenizer_ext.vocab import (
 __all__ = [
     "C2S_TRAINED_RANGES",
     "CELL_SENTENCE",
-    "DEFAULT_MAX_MODEL_LEN",
     "HUMAN",
     "MOUSE",
     "MULTI_CELL_SENTENCES",
@@ -82,14 +69,12 @@ __all__ = [
     "EnsemblIdError",
     "ExpressionSource",
     "ExpressionValueError",
-    "GeneBudget",
     "GeneCollisionError",
     "GeneTokenCache",
     "GeneVocabulary",
     "GeneVocabularyError",
     "InvalidGeneSymbolError",
     "PromptBatch",
-    "PromptBudgetError",
     "PromptEncoder",
     "PromptIds",
     "PromptTemplate",
@@ -100,16 +85,11 @@ __all__ = [
     "TextEncoder",
     "TokenizationMismatchError",
     "TokenizerExtError",
-    "TrainedRangeError",
     "TrainedRanges",
     "UnknownGeneError",
     "cell_sentences",
-    "check_prompt_fits",
     "clean_generated_sentence",
-    "estimate_genes_per_cell",
-    "estimate_sentence_tokens",
     "first_genes",
-    "fit_genes_per_cell",
     "fit_rank_expression",
     "guess_organism",
     "iter_cell_sentences",
@@ -120,7 +100,6 @@ __all__ = [
     "rank_cells",
     "rank_vector",
     "ranked_to_sentences",
-    "reconstruct_adata",
     "reconstruct_expression",
     "sentence_from_mapping",
     "sentence_from_vector",

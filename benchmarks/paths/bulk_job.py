@@ -8,7 +8,7 @@ wrapped (`FixedSampling`) so that it generates exactly the workload's tokens, as
 other path does. Its prompt tokens are checked equal to the workload's.
 
 The bulk job annotates (prediction tasks only), so generation runs the same stages through
-`serving.pipeline.run_batch`, which is what the job's runner calls per batch.
+`serving.core.pipeline.run_batch`, which is what the job's runner calls per batch.
 
 With ``start_only`` it starts the engine, warms up and exits (warm start); with
 ``ready_file`` it writes that file after the warm-up and waits for a profiler to attach,
@@ -28,7 +28,7 @@ CHUNK_CELLS = 32
 
 
 class FixedSampling:
-    """`serving.pipeline.Stages` whose every generation uses one set of params."""
+    """`serving.core.pipeline.Stages` whose every generation uses one set of params."""
 
     def __init__(self, stages, params) -> None:
         self._stages = stages
@@ -46,7 +46,7 @@ class FixedSampling:
 
 async def annotate(stages, engine_config, params, path: str, out: Path) -> dict:
     """One ``AnnotationJob`` over ``path``; its timings and token counts."""
-    from serving.jobs import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
 
     config = AnnotateConfig(
         input=Path(path),
@@ -80,9 +80,9 @@ async def wait_for_profiler_to_detach(ready_file: Path, limit_s: float = 300) ->
 
 
 async def measure(spec: dict) -> dict:
+    from serving.core.pipeline import LocalStages, run_batch
+    from serving.core.stages import BuildStage, DecodeStage, PromptJob
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
-    from serving.pipeline import LocalStages, run_batch
-    from serving.stages import BuildStage, DecodeStage, PromptJob
 
     # the engine `c2s annotate` starts, at the spec's thread setting
     config = EngineConfig.for_offline_job(spec["checkpoint"], cpu_cores=spec["cpu_cores"])

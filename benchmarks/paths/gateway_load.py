@@ -14,7 +14,7 @@ import time
 from benchmarks.load_client import complete_request, openai_client
 from benchmarks.paths.child import emit, read_spec, read_workloads, run_stats
 
-#: the gateway's base model name (`serving.config.GatewayConfig.model_name`)
+#: the gateway's base model name (`serving.ray_serve.config.GatewayConfig.model_name`)
 BASE_MODEL = "c2s-demo-pythia"
 
 

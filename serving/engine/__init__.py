@@ -5,6 +5,7 @@ code and tests that never start an engine do not pay for importing vllm.
 """
 
 from serving.engine.config import EngineConfig
+from serving.engine.interface import Embedder, Engine
 from serving.engine.outputs import (
     Completion,
     Embedding,
@@ -15,7 +16,6 @@ from serving.engine.outputs import (
     TokenLogprob,
 )
 from serving.engine.params import GenerationParams
-from serving.engine.protocol import Embedder, Engine
 
 
 async def start_vllm_engine(config: EngineConfig) -> Engine:

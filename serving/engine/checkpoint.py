@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from serving.core.errors import ConfigError
 from serving.engine.config import EngineConfig
-from serving.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

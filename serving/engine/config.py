@@ -52,7 +52,7 @@ class EngineConfig(BaseModel):
         Tokens per KV cache block; ``None`` keeps vLLM's default (128 on the CPU build,
         16 on GPUs). Prefix caching reuses whole blocks only, so a request that extends a
         cached prompt recomputes up to ``block_size - 1`` of its tokens: label scoring
-        (`serving.label_scoring`) sends many such requests and is cheaper with small
+        (`serving.core.label_scoring`) sends many such requests and is cheaper with small
         blocks. The CPU kernels want a multiple of 32.
     """
 

@@ -19,6 +19,7 @@ from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
+from serving.core.errors import ConfigError, EngineUnavailable, InvalidRequest, PromptTooLong
 from serving.engine.checkpoint import read_checkpoint_facts, resolve_max_model_len
 from serving.engine.config import EngineConfig
 from serving.engine.forced_tokens import FORCED_TOKENS_ARG, FORCED_TOKENS_PROCESSOR
@@ -32,7 +33,6 @@ from serving.engine.outputs import (
     TokenLogprob,
 )
 from serving.engine.params import GenerationParams
-from serving.errors import ConfigError, EngineUnavailable, InvalidRequest, PromptTooLong
 
 log = logging.getLogger(__name__)
 

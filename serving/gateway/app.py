@@ -12,8 +12,21 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serving.config import GatewayConfig
-from serving.errors import EngineUnavailable
+from serving.core.errors import EngineUnavailable
+from serving.core.pipeline import Stages
+from serving.core.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    ModelList,
+    TaskBatchRequest,
+    TaskBatchResponse,
+)
+from serving.core.tasks.registry import TaskRegistry
 from serving.gateway.embeddings import EmbeddingService
 from serving.gateway.errors import error_response, install_error_handlers
 from serving.gateway.metrics import GatewayMetrics
@@ -26,20 +39,7 @@ from serving.gateway.middleware import (
     MetricsMiddleware,
 )
 from serving.gateway.service import OpenAIService
-from serving.pipeline import Stages
-from serving.protocol import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    ErrorResponse,
-    ModelList,
-    TaskBatchRequest,
-    TaskBatchResponse,
-)
-from serving.tasks.registry import TaskRegistry
+from serving.ray_serve.config import GatewayConfig
 
 T = TypeVar("T")
 

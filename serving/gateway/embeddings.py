@@ -1,6 +1,6 @@
 """`EmbeddingService`: OpenAI's ``POST /v1/embeddings`` over the serving stages.
 
-What a cell's embedding is, and how cells are embedded, is `serving.embeddings`'s; this
+What a cell's embedding is, and how cells are embedded, is `serving.core.embeddings`'s; this
 module adds OpenAI's shapes (float or base64 vectors, usage) and model names.
 """
 
@@ -10,13 +10,13 @@ import base64
 
 import numpy as np
 
-from serving.config import GatewayConfig
-from serving.embeddings import EMBEDDING_TASK, embed_cells, embedding_job
+from serving.core.embeddings import EMBEDDING_TASK, embed_cells, embedding_job
+from serving.core.errors import InvalidRequest
+from serving.core.pipeline import Stages
+from serving.core.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
 from serving.engine import Embedding
-from serving.errors import InvalidRequest
 from serving.gateway.errors import UnknownModel
-from serving.pipeline import Stages
-from serving.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
+from serving.ray_serve.config import GatewayConfig
 
 
 def encode_vector(values: np.ndarray, encoding_format: str) -> list[float] | str:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import (
+from serving.core.errors import (
     C2SError,
     ConfigError,
     EngineUnavailable,
@@ -19,7 +19,7 @@ from serving.errors import (
     PromptTooLong,
     UnknownTask,
 )
-from serving.protocol import ErrorInfo, ErrorResponse
+from serving.core.protocol import ErrorInfo, ErrorResponse
 
 log = logging.getLogger(__name__)
 

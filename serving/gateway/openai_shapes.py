@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from serving.engine import Completion, GeneratedSequence, SequenceDelta
-from serving.protocol import (
+from serving.core.protocol import (
     ChatChoiceLogprobs,
     ChatChunkChoice,
     ChatCompletionChunk,
@@ -14,6 +13,7 @@ from serving.protocol import (
     CompletionLogprobs,
     Usage,
 )
+from serving.engine import Completion, GeneratedSequence, SequenceDelta
 
 
 def usage_of(completion: Completion) -> Usage:

@@ -13,16 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from serving.config import GatewayConfig
-from serving.engine import GenerationParams
-from serving.errors import InvalidRequest
-from serving.gateway.errors import UnknownModel
-from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.openai_shapes import chat_logprobs, completion_logprobs, usage_of
-from serving.gateway.streaming import stream_events
-from serving.label_sets import LabelSet, run_labeled_batch
-from serving.pipeline import BatchItem, Stages, run_batch
-from serving.protocol import (
+from serving.core.errors import InvalidRequest
+from serving.core.label_sets import LabelSet, run_labeled_batch
+from serving.core.pipeline import BatchItem, Stages, run_batch
+from serving.core.protocol import (
     ChatCompletionChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -39,8 +33,14 @@ from serving.protocol import (
     TaskItemResult,
     Usage,
 )
-from serving.stages import PreparedPrompt, PromptJob
-from serving.tasks.registry import TaskRegistry
+from serving.core.stages import PreparedPrompt, PromptJob
+from serving.core.tasks.registry import TaskRegistry
+from serving.engine import GenerationParams
+from serving.gateway.errors import UnknownModel
+from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.openai_shapes import chat_logprobs, completion_logprobs, usage_of
+from serving.gateway.streaming import stream_events
+from serving.ray_serve.config import GatewayConfig
 
 #: input fields that a plain-text chat message fills, in order of preference
 SHORTHAND_FIELDS = ("cell", "cells", "cell_type", "tissue", "abstract", "gene_set_name", "genes")

@@ -7,16 +7,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from serving.engine import GenerationParams, StepOutput
-from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.openai_shapes import (
-    chat_chunk,
-    chat_logprobs,
-    completion_logprobs,
-    sse_event,
-)
-from serving.pipeline import Stages, logprob_token_ids
-from serving.protocol import (
+from serving.core.pipeline import Stages, logprob_token_ids
+from serving.core.protocol import (
     ChatChunkChoice,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -26,7 +18,15 @@ from serving.protocol import (
     CompletionResponse,
     Usage,
 )
-from serving.stages import DecodeJob, PreparedPrompt
+from serving.core.stages import DecodeJob, PreparedPrompt
+from serving.engine import GenerationParams, StepOutput
+from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.openai_shapes import (
+    chat_chunk,
+    chat_logprobs,
+    completion_logprobs,
+    sse_event,
+)
 
 
 async def stream_events(

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from serving.core.errors import EngineUnavailable, PromptTooLong
 from serving.engine import Embedding, EngineLimits
-from serving.errors import EngineUnavailable, PromptTooLong
 
 
 class FakeEmbedder:

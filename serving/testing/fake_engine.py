@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
+from serving.core.errors import EngineUnavailable, PromptTooLong
 from serving.engine import (
     Completion,
     EngineLimits,
@@ -15,7 +16,6 @@ from serving.engine import (
     StepOutput,
     TokenLogprob,
 )
-from serving.errors import EngineUnavailable, PromptTooLong
 
 
 def hashed_logprob(context: Sequence[int], token: int) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.jobs import AnnotationJob
+from serving.bulk import AnnotationJob
 from tests.atlas.label_data import PBMC_LABELS
 from tests.jobs.conftest import small_adata
 from tests.jobs.fakes import LABELS, fake_runner, fake_stages, job_config

@@ -1,6 +1,6 @@
 """Label sets and embeddings on the demo checkpoint, with pbmc68k's held-out cells.
 
-The split is the demo's own (`serving.demo_model.dataset`: 80/20 stratified, seed 0, 140
+The split is the demo's own (`models.training.dataset`: 80/20 stratified, seed 0, 140
 held-out cells); prompts are the served ones (cell type prediction, template 0, 200 genes).
 """
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.demo_model.dataset import ORGANISM
-from serving.embeddings import LocalEmbeddingStages, embed_cells, embedding_job
-from serving.label_sets import LabelSet, run_labeled_batch
-from serving.pipeline import run_batch
-from serving.stages import PromptJob
-from serving.tasks import default_registry
+from models.training.dataset import ORGANISM
+from serving.core.embeddings import LocalEmbeddingStages, embed_cells, embedding_job
+from serving.core.label_sets import LabelSet, run_labeled_batch
+from serving.core.pipeline import run_batch
+from serving.core.stages import PromptJob
+from serving.core.tasks import default_registry
 
 pytestmark = pytest.mark.engine
 
@@ -34,16 +34,16 @@ KNN_FLOOR = 0.60
 def data():
     if not (DEMO / "model.safetensors").is_file():
         pytest.skip(f"the demo checkpoint is not at {DEMO}")
-    from serving.demo_model.dataset import load_demo_data
+    from models.training.dataset import load_demo_data
 
     return load_demo_data()
 
 
 @pytest.fixture(scope="module")
 async def demo_stages(data):
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig, start_vllm_embedder, start_vllm_engine
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage
 
     config = EngineConfig(model=str(DEMO), block_size=32)
     engine = await start_vllm_engine(config)

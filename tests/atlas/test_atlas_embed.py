@@ -6,9 +6,9 @@ import anndata as ad
 import numpy as np
 import pytest
 
+from serving.bulk import ExecutionConfig
+from serving.bulk.embed import UNS_KEY, EmbedConfig, embed_file
 from serving.engine import EngineConfig
-from serving.jobs import ExecutionConfig
-from serving.jobs.embed import UNS_KEY, EmbedConfig, embed_file
 from tests.jobs.conftest import small_adata
 from tokenizer_ext import cell_sentences
 
@@ -58,7 +58,7 @@ async def test_embeddings_land_in_obsm_and_equal_the_gateways(
 async def test_empty_cells_fail_unless_skipped(
     adata_with_an_empty_cell, tmp_path, fake_stages, pythia_tokenizer_dir
 ):
-    from serving.jobs import InputError
+    from serving.bulk import InputError
 
     _, path = adata_with_an_empty_cell
     with pytest.raises(InputError, match="express no gene"):
@@ -68,7 +68,7 @@ async def test_empty_cells_fail_unless_skipped(
 def test_embed_cli_refuses_a_remote_gateway(tmp_path, pythia_tokenizer_dir):
     import asyncio
 
-    from serving.jobs.embed import AnnotateError, embed
+    from serving.bulk.embed import AnnotateError, embed
 
     execution = ExecutionConfig(mode="endpoint", endpoint="http://127.0.0.1:1")
     path = tmp_path / "input.h5ad"

@@ -14,15 +14,15 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.config import GatewayConfig
-from serving.embeddings import LocalEmbeddingStages
+from serving.bulk import ExecutionConfig
+from serving.bulk.embed import EmbedConfig, embed_file
+from serving.core.embeddings import LocalEmbeddingStages
+from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet, run_labeled_batch
+from serving.core.stages import PromptJob
+from serving.core.tasks import default_registry
 from serving.engine import EngineConfig
 from serving.gateway.app import create_app
-from serving.jobs import ExecutionConfig
-from serving.jobs.embed import EmbedConfig, embed_file
-from serving.label_sets import AnswerShape, LabelScorer, LabelSet, run_labeled_batch
-from serving.stages import PromptJob
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.atlas.label_data import PBMC_LABELS
 from tests.jobs.conftest import small_adata
 from tests.task_inputs import CELL, CELLS

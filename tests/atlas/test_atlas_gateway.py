@@ -9,10 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.config import GatewayConfig
+from serving.core.pipeline import LocalStages
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.pipeline import LocalStages
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.atlas.label_data import PBMC_LABELS
 from tests.task_inputs import CELL, CELLS
 

@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from serving.engine import GenerationParams
-from serving.errors import InvalidRequest
-from serving.label_sets import (
+from serving.core.errors import InvalidRequest
+from serving.core.label_sets import (
     AnswerShape,
     LabelScorer,
     LabelSet,
@@ -18,8 +17,9 @@ from serving.label_sets import (
     run_labeled_batch,
     with_membership,
 )
-from serving.stages import PromptJob
-from serving.tasks import default_registry
+from serving.core.stages import PromptJob
+from serving.core.tasks import default_registry
+from serving.engine import GenerationParams
 from serving.testing.fake_engine import hashed_logprob
 from tests.atlas.label_data import PBMC_LABELS
 from tests.task_inputs import CELL, CELLS

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from serving.engine import Completion, GeneratedSequence, GenerationParams, TokenLogprob
-from serving.label_scoring import (
+from serving.core.label_scoring import (
     PROMPT_PARAMS,
     answer_logprobs,
     forced_logprob,
@@ -15,6 +14,7 @@ from serving.label_scoring import (
     rank_labels,
     score_labels,
 )
+from serving.engine import Completion, GeneratedSequence, GenerationParams, TokenLogprob
 from serving.testing.fake_engine import hashed_logprob
 
 PROMPT = (11, 12, 13, 14, 15, 16)

@@ -48,7 +48,7 @@ def test_config_has_pythias_structure():
 def test_every_gene_is_one_token(genes):
     from tokenizers import Tokenizer
 
-    from serving.demo_model.tokenizer import split_genes
+    from models.training.tokenizer import split_genes
 
     assert len(genes) == 765
     assert split_genes(Tokenizer.from_file(str(DEMO / "tokenizer.json")), genes) == []

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from serving.demo_model.dataset import TISSUE, describe_cells, gene_set_name, load_demo_data
-from serving.demo_model.examples import TASK_WEIGHTS, ExampleDrawer
-from serving.tasks import default_registry
+from models.training.dataset import TISSUE, describe_cells, gene_set_name, load_demo_data
+from models.training.examples import TASK_WEIGHTS, ExampleDrawer
+from serving.core.tasks import default_registry
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from serving.decoder import Decoder
-from serving.demo_model.evaluate import EVAL_GENES, run_examples
-from serving.demo_model.examples import ExampleDrawer
-from serving.demo_model.validity import KnownLabels, is_valid
-from serving.prompt_builder import PromptBuilder
-from serving.tasks import default_registry
-from serving.tasks.results import TaskResult
+from models.training.evaluate import EVAL_GENES, run_examples
+from models.training.examples import ExampleDrawer
+from models.training.validity import KnownLabels, is_valid
+from serving.core.decoder import Decoder
+from serving.core.prompt_builder import PromptBuilder
+from serving.core.tasks import default_registry
+from serving.core.tasks.results import TaskResult
 
 pytestmark = pytest.mark.engine
 
@@ -35,7 +35,7 @@ EXAMPLES_PER_TASK = 6
 
 @pytest.fixture(scope="module")
 def data():
-    from serving.demo_model.dataset import load_demo_data
+    from models.training.dataset import load_demo_data
 
     return load_demo_data()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from serving.core.errors import ConfigError
 from serving.engine import EngineConfig, GenerationParams
 from serving.engine.checkpoint import read_checkpoint_facts, resolve_max_model_len
-from serving.errors import ConfigError
 
 
 def test_facts_of_a_pythia_shaped_checkpoint(tiny_checkpoint):

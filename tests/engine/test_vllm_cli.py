@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from serving.config import DEMO_MODEL_DIR
+from serving.ray_serve.config import DEMO_MODEL_DIR
 
 CLI = [sys.executable, "-m", "serving.engine.vllm_cli"]
 NAME = "c2s-demo-pythia"

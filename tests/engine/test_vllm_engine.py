@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from serving.core.errors import InvalidRequest, PromptTooLong
 from serving.engine import GenerationParams
-from serving.errors import InvalidRequest, PromptTooLong
 
 pytestmark = pytest.mark.engine
 

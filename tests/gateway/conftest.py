@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from serving.config import GatewayConfig
+from serving.core.pipeline import LocalStages
+from serving.core.stages import BuildStage, DecodeStage
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.pipeline import LocalStages
-from serving.stages import BuildStage, DecodeStage
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from serving.testing.fake_engine import FakeEngine
 
 

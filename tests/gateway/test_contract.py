@@ -247,7 +247,7 @@ async def test_metrics_count_requests_tokens_and_latency_per_task(make_client):
 
 
 async def test_generated_cells_come_with_reconstructed_expression(make_client, decode_stage):
-    from serving.stages import DecodeStage
+    from serving.core.stages import DecodeStage
     from tokenizer_ext.inverse import RankExpressionFit
 
     fit = RankExpressionFit(slope=-1.0, intercept=3.0)

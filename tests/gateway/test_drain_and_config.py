@@ -11,10 +11,10 @@ import uvicorn
 import yaml
 from pydantic import ValidationError
 
-from serving.config import AppConfig, GatewayConfig
+from serving.core.pipeline import LocalStages
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.pipeline import LocalStages
-from serving.tasks import default_registry
+from serving.ray_serve.config import AppConfig, GatewayConfig
 from serving.testing.fake_engine import FakeEngine
 from tests.integration.conftest import free_port
 
@@ -55,7 +55,7 @@ async def test_shutdown_lets_in_flight_requests_finish(build_stage, decode_stage
 def test_the_serve_config_file_is_an_app_config():
     config = yaml.safe_load((REPO / "configs" / "serve-cpu.yaml").read_text())
     (application,) = config["applications"]
-    assert application["import_path"] == "serving.deployments:build_app"
+    assert application["import_path"] == "serving.ray_serve.deployments:build_app"
     app_config = AppConfig.model_validate(application["args"])
     assert app_config.engine.dtype == "bfloat16"
     assert app_config.engine.max_model_len is None  # the checkpoint's 8192
@@ -72,7 +72,7 @@ def test_unknown_app_config_keys_are_errors():
 def test_build_app_validates_args_first(tiny_checkpoint):
     from ray.serve import Application
 
-    from serving.deployments import build_app
+    from serving.ray_serve.deployments import build_app
 
     app = build_app({"engine": {"model": str(tiny_checkpoint)}, "decoder": {"num_replicas": 2}})
     assert isinstance(app, Application)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from serving.commands.serve import load_app_config
-from serving.config import DEMO_MODEL_DIR, AppConfig
+from serving.cli.serve import load_app_config
+from serving.core.pipeline import LocalStages
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.pipeline import LocalStages
-from serving.tasks import default_registry
+from serving.ray_serve.config import DEMO_MODEL_DIR, AppConfig
 from serving.testing.fake_engine import FakeEngine
 
 HUB_ID = "vandijklab/C2S-Pythia-410m-diverse-single-and-multi-cell-tasks"

@@ -40,11 +40,11 @@ async def live_gateway(engine, tiny_checkpoint):
 
     It runs in the test session's event loop, beside the engine's own loop tasks.
     """
-    from serving.config import GatewayConfig
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage
+    from serving.core.tasks import default_registry
     from serving.gateway.app import create_app
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage
-    from serving.tasks import default_registry
+    from serving.ray_serve.config import GatewayConfig
 
     stages = LocalStages(
         BuildStage.from_model(tiny_checkpoint), engine, DecodeStage.from_model(tiny_checkpoint)

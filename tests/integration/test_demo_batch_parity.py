@@ -12,7 +12,7 @@ import asyncio
 import httpx
 import pytest
 
-from serving.config import DEMO_MODEL_DIR, GatewayConfig
+from serving.ray_serve.config import DEMO_MODEL_DIR, GatewayConfig
 from tests.integration.conftest import serve_on_loopback
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -33,13 +33,13 @@ async def demo_engine():
 
 
 async def test_500_held_out_prompts_match_direct_engine_calls(demo_engine):
-    from serving.demo_model.dataset import load_demo_data
+    from models.training.dataset import load_demo_data
+    from serving.core.pipeline import LocalStages
+    from serving.core.prompt_builder import PromptBuilder
+    from serving.core.stages import BuildStage, DecodeStage
+    from serving.core.tasks import default_registry
     from serving.engine import GenerationParams
     from serving.gateway.app import create_app
-    from serving.pipeline import LocalStages
-    from serving.prompt_builder import PromptBuilder
-    from serving.stages import BuildStage, DecodeStage
-    from serving.tasks import default_registry
 
     data = load_demo_data()
     inputs = [

@@ -141,8 +141,8 @@ async def test_client_disconnect_aborts_the_engine_request(live_gateway, engine)
 
 
 async def test_batch_endpoint_equals_direct_engine_calls(live_gateway, engine, tiny_checkpoint):
+    from serving.core.prompt_builder import PromptBuilder
     from serving.engine import GenerationParams
-    from serving.prompt_builder import PromptBuilder
 
     cells = [" ".join(CELL.split()[i:] + CELL.split()[:i]) for i in range(8)]
     async with httpx.AsyncClient(base_url=live_gateway, timeout=60) as client:

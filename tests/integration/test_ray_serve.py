@@ -19,7 +19,8 @@ from tests.task_inputs import CELL
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-BASE = "c2s-demo-pythia"
+#: served under an explicit name: the random tiny checkpoint's directory name is a temp dir
+BASE = "tiny-neox-test"
 STARTUP_LIMIT_S = 420
 
 
@@ -40,6 +41,8 @@ def ray_gateway(tiny_checkpoint, tmp_path_factory):
                 "--port",
                 str(port),
                 "--embeddings",
+                "--served-model-name",
+                BASE,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

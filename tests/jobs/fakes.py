@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from serving.bulk import AnnotateConfig, ExecutionConfig, StagesRunner
+from serving.core.pipeline import LocalStages
+from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import EngineConfig
-from serving.jobs import AnnotateConfig, ExecutionConfig, StagesRunner
-from serving.pipeline import LocalStages
-from serving.stages import BuildStage, DecodeStage
 from serving.testing.fake_engine import FakeEngine
 
 TOKENIZER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "pythia-tokenizer"

@@ -46,8 +46,8 @@ def test_demo_without_the_checkpoint_says_how_to_build_it(tmp_path):
 
 
 def test_execution_modes_from_flags(tmp_path, monkeypatch):
-    from serving.commands.annotate import execution_config
-    from serving.config import DEMO_MODEL_DIR
+    from serving.cli.annotate import execution_config
+    from serving.ray_serve.config import DEMO_MODEL_DIR
 
     monkeypatch.delenv("C2S_MODEL", raising=False)
     monkeypatch.setenv("C2S_API_KEY", "secret")
@@ -63,7 +63,7 @@ def test_execution_modes_from_flags(tmp_path, monkeypatch):
 
 
 def test_scored_label_sets_get_small_kv_blocks():
-    from serving.commands.annotate import engine_options
+    from serving.cli.annotate import engine_options
 
     assert engine_options("scored", 2, False) == {
         "kv_cache_gib": 2, "enforce_eager": True, "block_size": 32

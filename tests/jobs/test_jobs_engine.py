@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from serving.decoder import Decoder
+from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+from serving.core.decoder import Decoder
+from serving.core.pipeline import LocalStages
+from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import EngineConfig
-from serving.jobs import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
-from serving.pipeline import LocalStages
-from serving.stages import BuildStage, DecodeStage
 from tokenizer_ext import cell_sentences
 
 pytestmark = pytest.mark.engine

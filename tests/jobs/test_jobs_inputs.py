@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
 
-from serving.jobs import AnnotateError, AnnotationJob, InputError
-from serving.jobs.job import preflight
+from serving.bulk import AnnotateError, AnnotationJob, InputError
+from serving.bulk.job import preflight
 from tests.jobs.conftest import small_adata
 from tests.jobs.fakes import fake_runner, job_config
 

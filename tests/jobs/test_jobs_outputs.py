@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.jobs import AnnotationJob
-from serving.jobs.annotated import UNS_KEY
-from serving.jobs.shards import ROW_SCHEMA
+from serving.bulk import AnnotationJob
+from serving.bulk.annotated import UNS_KEY
+from serving.bulk.shards import ROW_SCHEMA
 from tests.jobs.fakes import MODEL_NAME, TISSUE, fake_runner, fake_stages, job_config
 from tokenizer_ext import cell_sentences
 

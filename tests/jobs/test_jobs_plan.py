@@ -7,13 +7,13 @@ import asyncio
 import numpy as np
 import pytest
 
-from serving.jobs.answer import ReadyShard
-from serving.jobs.assemble import ShardAssembler
-from serving.jobs.cells import CellChunk
-from serving.jobs.flow import InflightCells, first_error
-from serving.jobs.metrics import score_labels
-from serving.jobs.plan import group_plan, group_units, single_cell_plan, split_evenly
-from serving.jobs.sizing import fit_group_size
+from serving.bulk.accuracy import score_labels
+from serving.bulk.answer import ReadyShard
+from serving.bulk.assemble import ShardAssembler
+from serving.bulk.cells import CellChunk
+from serving.bulk.flow import InflightCells, first_error
+from serving.bulk.plan import group_plan, group_units, single_cell_plan, split_evenly
+from serving.bulk.sizing import fit_group_size
 from tokenizer_ext import GeneVocabulary, RankedCells
 
 

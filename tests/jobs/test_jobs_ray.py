@@ -14,7 +14,7 @@ import inspect
 import pyarrow.parquet as pq
 import pytest
 
-from serving.jobs import AnnotationJob, ExecutionConfig, open_runner
+from serving.bulk import AnnotationJob, ExecutionConfig, open_runner
 from tests.jobs.fakes import MODEL_NAME, fake_runner, job_config
 
 ray = pytest.importorskip("ray")
@@ -43,7 +43,7 @@ class Handle:
 
 
 class EngineReplica:
-    """`serving.deployments.EngineServer`'s methods over the fake engine."""
+    """`serving.ray_serve.deployments.EngineServer`'s methods over the fake engine."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -60,7 +60,7 @@ async def test_ray_mode_gives_the_in_process_rows(
 ):
     from ray import serve
 
-    from serving.deployments import DecoderServer, PromptBuilderServer
+    from serving.ray_serve.deployments import DecoderServer, PromptBuilderServer
 
     replicas = {
         "Engine": EngineReplica(stages.engine),
@@ -94,7 +94,7 @@ async def test_ray_mode_gives_the_in_process_rows(
 async def test_a_missing_app_is_explained(monkeypatch):
     from ray import serve
 
-    from serving.jobs import AnnotateError
+    from serving.bulk import AnnotateError
 
     def missing(name, app_name):
         raise KeyError(f"no application {app_name!r}")

@@ -7,11 +7,11 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from serving.config import GatewayConfig
+from serving.bulk import AnnotationJob, GatewayRunner, RemoteError
+from serving.bulk import remote as remote_module
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.jobs import AnnotationJob, GatewayRunner, RemoteError
-from serving.jobs import remote as remote_module
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.jobs.fakes import fake_runner, job_config
 
 KEY = "bulk-key"

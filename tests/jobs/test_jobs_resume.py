@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from serving.jobs import AnnotationJob, ResumeMismatch
-from serving.jobs.shards import SHARDS
+from serving.bulk import AnnotationJob, ResumeMismatch
+from serving.bulk.shards import SHARDS
 from tests.jobs.fakes import fake_runner, job_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import json
 import resource
 from pathlib import Path
 
-from serving.jobs import AnnotateConfig, AnnotationJob
+from serving.bulk import AnnotateConfig, AnnotationJob
 from tests.jobs.fakes import fake_runner
 
 

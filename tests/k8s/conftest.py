@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from serving.config import AppConfig
-from serving.k8s_config import OVERLAYS
+from k8s.serve_config import OVERLAYS
+from serving.ray_serve.config import AppConfig
 from tests.k8s.kustomize import Manifest, render
 from tests.k8s.schemas import CRD_DIR
 

@@ -10,8 +10,8 @@ import shlex
 
 import pytest
 
-from serving.config import AppConfig
-from serving.k8s_config import OVERLAYS, SERVE_PORT, deployed_stages
+from k8s.serve_config import OVERLAYS, SERVE_PORT, deployed_stages
+from serving.ray_serve.config import AppConfig
 from tests.k8s.conftest import app_config_of, one, ray_pod_specs, serve_config_of
 
 #: time Ray needs after SIGTERM, on top of the preStop drain

@@ -18,7 +18,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from serving.config import DEMO_MODEL_DIR
+from serving.ray_serve.config import DEMO_MODEL_DIR
 from tests.integration.conftest import free_port
 from tests.k8s.conftest import serve_config_of, worker_groups
 from tests.task_inputs import CELL
@@ -88,6 +88,7 @@ def cpu_dev_cluster(rendered, request):
     os.environ.update(C2S_API_KEY=API_KEY, RAY_USAGE_STATS_ENABLED="0")
     try:
         ray.init(
+            address="local",  # its own cluster, not one a `ray start` left on the machine
             num_cpus=8,
             resources=_advertised_resources(manifests),
             include_dashboard=True,

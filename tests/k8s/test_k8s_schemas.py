@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from serving.k8s_config import OVERLAYS
+from k8s.serve_config import OVERLAYS
 from tests.k8s.conftest import K8S_DIR, one
 from tests.k8s.kustomize import KustomizeError, apply_json_patch, load_manifests, render, set_image
 from tests.k8s.schemas import (

@@ -9,9 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from serving.config import AppConfig
-from serving.deployments import build_app, deployment_options
-from serving.k8s_config import (
+from k8s.serve_config import (
     CPU_NODE_RESOURCE,
     ENGINE_NODE_RESOURCE,
     OVERLAYS,
@@ -26,6 +24,8 @@ from serving.k8s_config import (
     render_serve_config_v2,
     serve_config_v2,
 )
+from serving.ray_serve.config import AppConfig
+from serving.ray_serve.deployments import build_app, deployment_options
 from tests.k8s.conftest import REPO, app_config_of, one, serve_config_of, worker_groups
 
 #: where each deployment must run
@@ -42,7 +42,7 @@ GROUP_OF_STAGE = {
 def test_the_checked_in_serve_config_is_the_generated_one(overlay):
     assert overlay_patch_path(overlay).read_text() == render_overlay_patch(overlay), (
         f"k8s/overlays/{overlay}/serve-config.patch.yaml is stale: "
-        f"run `c2s k8s-config --overlay {overlay} --write`"
+        f"run `python -m k8s.serve_config --overlay {overlay} --write`"
     )
 
 
@@ -53,12 +53,16 @@ def test_the_rendered_rayservice_carries_the_generated_serve_config(overlay, ren
 
 
 def test_the_cli_prints_the_generated_serve_config():
-    from serving.cli import app
+    import typer
 
-    result = CliRunner().invoke(app, ["k8s-config", "--overlay", "gpu"])
+    from k8s.serve_config import main
+
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(app, ["--overlay", "gpu"])
     assert result.exit_code == 0, result.output
     assert result.stdout == render_serve_config_v2(load_overlay_app_config("gpu"))
-    refused = CliRunner().invoke(app, ["k8s-config", "--overlay", "tpu"])
+    refused = CliRunner().invoke(app, ["--overlay", "tpu"])
     assert refused.exit_code != 0
 
 
@@ -83,7 +87,7 @@ def test_its_import_path_resolves_and_its_args_are_the_overlays_app_config(overl
 
 
 def test_overlay_files_are_the_app_config_schema_c2s_serve_reads():
-    from serving.commands.serve import load_app_config
+    from serving.cli.serve import load_app_config
 
     for overlay in OVERLAYS:
         path = overlay_config_path(overlay)
@@ -91,7 +95,7 @@ def test_overlay_files_are_the_app_config_schema_c2s_serve_reads():
 
 
 def test_the_generator_refuses_keys_and_deployments_without_autoscaling(tmp_path, monkeypatch):
-    import serving.k8s_config as k8s_config
+    import k8s.serve_config as k8s_config
 
     data = yaml.safe_load(overlay_config_path("cpu-dev").read_text())
     monkeypatch.setattr(k8s_config, "REPO_ROOT", tmp_path)
@@ -154,7 +158,7 @@ def test_the_engine_group_holds_the_engines_and_their_gpus(overlay, rendered):
 
 
 def test_an_embedder_is_placed_with_the_engines_and_must_autoscale(tmp_path, monkeypatch):
-    import serving.k8s_config as k8s_config
+    import k8s.serve_config as k8s_config
 
     data = yaml.safe_load(overlay_config_path("cpu-dev").read_text())
     monkeypatch.setattr(k8s_config, "REPO_ROOT", tmp_path)
@@ -174,7 +178,7 @@ def test_an_embedder_is_placed_with_the_engines_and_must_autoscale(tmp_path, mon
 
 
 def test_every_deployment_of_the_app_config_has_a_placement(monkeypatch):
-    import serving.k8s_config as k8s_config
+    import k8s.serve_config as k8s_config
 
     monkeypatch.setattr(k8s_config, "PLACEMENT", {**PLACEMENT})
     del k8s_config.PLACEMENT["decoder"]
@@ -193,7 +197,7 @@ def test_the_gpu_overlay_serves_the_real_checkpoint_and_cpu_dev_the_demo(rendere
 
 
 def test_build_app_takes_the_api_key_from_the_secrets_environment(monkeypatch):
-    from serving.deployments import with_settings_api_key
+    from serving.ray_serve.deployments import with_settings_api_key
 
     config = load_overlay_app_config("cpu-dev")
     monkeypatch.delenv("C2S_API_KEY", raising=False)

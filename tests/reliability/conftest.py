@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.config import GatewayConfig
+from serving.core.pipeline import LocalStages
+from serving.core.prompt_builder import GENES_FILE, reference_genes
+from serving.core.stages import BuildStage, DecodeStage
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.pipeline import LocalStages
-from serving.prompt_builder import GENES_FILE, reference_genes
-from serving.stages import BuildStage, DecodeStage
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from serving.testing.fake_engine import FakeEngine
 from serving.testing.random_checkpoint import TOKENIZER_FILES
 from tests.integration.conftest import free_port, live_gateway  # noqa: F401  (the real stack)

@@ -13,12 +13,12 @@ import asyncio
 async def serve(checkpoint: str, port: int, max_inflight: int) -> None:
     import uvicorn
 
-    from serving.config import GatewayConfig
+    from serving.core.pipeline import LocalStages
+    from serving.core.stages import BuildStage, DecodeStage
+    from serving.core.tasks import default_registry
     from serving.engine import EngineConfig, start_vllm_engine
     from serving.gateway.app import create_app
-    from serving.pipeline import LocalStages
-    from serving.stages import BuildStage, DecodeStage
-    from serving.tasks import default_registry
+    from serving.ray_serve.config import GatewayConfig
 
     engine = await start_vllm_engine(EngineConfig(model=checkpoint))
     stages = LocalStages(

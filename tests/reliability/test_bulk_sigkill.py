@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import GatewayConfig
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.reliability.conftest import fake_stages, serving_on_loopback
 from tests.reliability.load import save_figures
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow]
-jobs = pytest.importorskip("serving.jobs", reason="the bulk job (serving/jobs) is not here")
-from serving.jobs.outputs import ANNOTATED, PREDICTIONS  # noqa: E402
+jobs = pytest.importorskip("serving.bulk", reason="the bulk job (serving/bulk) is not here")
+from serving.bulk.outputs import ANNOTATED, PREDICTIONS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from serving.tasks import default_registry
+from serving.core.tasks import default_registry
 
 schemathesis = pytest.importorskip("schemathesis", reason="the schemathesis test dependency")
 from schemathesis.generation.modes import GenerationMode  # noqa: E402

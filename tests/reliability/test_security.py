@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 import serving.gateway.middleware as middleware
-from serving.config import GatewayConfig
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.reliability.conftest import asgi_client, error_of, fake_stages, serving_on_loopback
 
 KEY = "k3y-that-must-stay-secret-7f3a9"

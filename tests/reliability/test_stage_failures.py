@@ -10,9 +10,9 @@ import time
 import pytest
 from ray.exceptions import ActorDiedError
 
-from serving.config import GatewayConfig
+from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
-from serving.tasks import default_registry
+from serving.ray_serve.config import GatewayConfig
 from tests.reliability.conftest import asgi_client, error_of, fake_stages, serving_on_loopback
 from tests.reliability.load import latency_buckets, open_loop, server_p99
 

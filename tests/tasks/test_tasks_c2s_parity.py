@@ -13,8 +13,8 @@ from importlib import resources
 
 import pytest
 
-from serving.prompt_builder import PromptBuilder
-from serving.tasks import RANDOM, default_registry
+from serving.core.prompt_builder import PromptBuilder
+from serving.core.tasks import RANDOM, default_registry
 
 c2s_formatter = pytest.importorskip("cell2sentence.prompt_formatter")
 datasets = pytest.importorskip("datasets")
@@ -45,7 +45,7 @@ def builder(pythia_tokenizer_dir) -> PromptBuilder:
 @pytest.mark.parametrize("task", sorted(C2S_FILES))
 def test_packaged_public_templates_equal_c2s_files(task):
     theirs = resources.files("cell2sentence") / "prompts" / C2S_FILES[task]
-    ours = resources.files("serving.tasks") / "templates" / f"{task}.json"
+    ours = resources.files("serving.core.tasks") / "templates" / f"{task}.json"
     assert ours.read_bytes() == theirs.read_bytes()
     assert json.loads(ours.read_text())["model_input"] == list(
         default_registry().get(task).templates.model_input
@@ -78,7 +78,7 @@ def test_cell_type_prediction_matches_c2s(builder, top_k):
 @pytest.mark.parametrize("top_k", [3, 20])
 def test_batched_cell_type_prompts_are_c2s_prompts_tokenised(builder, top_k):
     """BuildStage builds a chunk of one-cell prompts together; each is C2S's text's ids."""
-    from serving.stages import BuildStage, PromptJob
+    from serving.core.stages import BuildStage, PromptJob
 
     ds = _single_cell_ds()
     theirs = c2s_formatter.C2SPromptFormatter("cell_type_prediction", top_k).format_hf_ds(ds)

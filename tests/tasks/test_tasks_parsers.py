@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from serving.decoder import Decoder
-from serving.errors import UnknownTask
-from serving.tasks.parsers import (
+from serving.core.decoder import Decoder
+from serving.core.errors import UnknownTask
+from serving.core.tasks.parsers import (
     parse_alphabetical_genes,
     parse_cell_labels,
     parse_cells,
@@ -15,7 +15,7 @@ from serving.tasks.parsers import (
     parse_text,
     strip_answer,
 )
-from serving.tasks.results import (
+from serving.core.tasks.results import (
     AlphabeticalGenesResult,
     CellGenesResult,
     CellLabelsResult,
@@ -106,7 +106,7 @@ def test_decoder_uses_each_tasks_parser_and_vocabulary():
 def test_results_serialise_with_their_kind():
     from pydantic import TypeAdapter
 
-    from serving.tasks import TaskResult
+    from serving.core.tasks import TaskResult
 
     adapter = TypeAdapter(TaskResult)
     result = parse_cells("Cell 1:\nCD3D.\n.", VOCAB)

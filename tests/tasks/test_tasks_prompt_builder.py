@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from serving.errors import InvalidTaskInput, PromptTooLong, UnknownTask
-from serving.prompt_builder import PromptBuilder, context_length, reference_genes
-from serving.tasks import RANDOM, default_registry
+from serving.core.errors import InvalidTaskInput, PromptTooLong, UnknownTask
+from serving.core.prompt_builder import PromptBuilder, context_length, reference_genes
+from serving.core.tasks import RANDOM, default_registry
 from tests.task_inputs import TASK_INPUTS
 
 GENES = reference_genes()

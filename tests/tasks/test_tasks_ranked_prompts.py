@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from benchmarks.wide_atlas import cell_block, gene_symbols
-from serving.errors import InvalidTaskInput, PromptTooLong
-from serving.prompt_builder import PromptBuilder
-from serving.stages import BatchItemError, BuildStage, PromptJob
+from serving.core.errors import InvalidTaskInput, PromptTooLong
+from serving.core.prompt_builder import PromptBuilder
+from serving.core.stages import BatchItemError, BuildStage, PromptJob
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.ranking import rank_csr
 from tokenizer_ext.sentences import ranked_to_sentences

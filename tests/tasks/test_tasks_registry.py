@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.errors import InvalidRequest, UnknownTask
-from serving.tasks import OutputKind, TaskGroup, default_registry
+from serving.core.errors import InvalidRequest, UnknownTask
+from serving.core.tasks import OutputKind, TaskGroup, default_registry
 
 EXPECTED = {
     TaskGroup.SINGLE_CELL: ["cell_generation", "cell_type_prediction", "cell_type_generation"],
@@ -97,7 +97,7 @@ def test_max_tokens_scale_with_genes_and_tokens_per_gene():
 
 
 def test_registry_rejects_duplicate_names():
-    from serving.tasks import TaskRegistry
+    from serving.core.tasks import TaskRegistry
 
     spec = default_registry().get("cell_generation")
     with pytest.raises(ValueError, match="declared twice"):

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from serving.tasks import RANDOM, TemplateError, default_registry
-from serving.tasks.templates import TemplatePicker, load_template_file, placeholders
+from serving.core.tasks import RANDOM, TemplateError, default_registry
+from serving.core.tasks.templates import TemplatePicker, load_template_file, placeholders
 from tests.task_inputs import TASK_INPUTS
 
 

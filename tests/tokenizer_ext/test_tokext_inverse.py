@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from tokenizer_ext import (
     GeneVocabulary,
     RankExpressionFit,
     clean_generated_sentence,
     fit_rank_expression,
-    reconstruct_adata,
     reconstruct_expression,
     split_multi_cell_text,
 )
@@ -117,22 +114,6 @@ def test_fit_predict_clips_at_zero():
     np.testing.assert_allclose(
         IMMUNE_FIT.predict(ranks), [2.238, 2.238 - 0.676, 2.238 - 1.352, 2.238 - 2.028, 0.0]
     )
-
-
-def test_reconstructed_cells_come_back_as_anndata(pbmc_vocabulary):
-    answers = ["CD3D LYZ FOO CD74.", "lyz lyz CD3D"]
-    adata = reconstruct_adata(answers, pbmc_vocabulary, IMMUNE_FIT, obs_names=["a", "b"])
-    assert isinstance(adata, ad.AnnData) and sp.issparse(adata.X)
-    assert adata.shape == (2, 765) and adata.var_names[0] == pbmc_vocabulary.symbols[0]
-    assert adata.obs["n_dropped_words"].tolist() == [1, 0]
-    assert adata.obs["n_genes"].tolist() == [3, 2]
-    row = adata[0].X.toarray().ravel()
-    expected = IMMUNE_FIT.predict([0, 1, 2])
-    got = [row[pbmc_vocabulary.index(g)] for g in ("CD3D", "LYZ", "CD74")]
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
-    second = adata[1].X.toarray().ravel()
-    assert second[pbmc_vocabulary.index("LYZ")] == pytest.approx(IMMUNE_FIT.predict([0])[0])
-    assert adata.uns["c2s_inverse"]["slope"] == -0.676 and adata.X.nnz == 5
 
 
 def test_multi_cell_answers_split_into_sentences():

@@ -1,0 +1,280 @@
+"""Open and check the input ``.h5ad`` before any engine time is spent.
+
+Only small parts are loaded whole (``obs``, the gene names, ``obsm["X_umap"]``); the
+expression matrix is scanned in row chunks, so files larger than memory work. Every
+problem is reported as an `InputError` that says what is wrong and which option fixes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.bulk.cells import rows_per_read
+from serving.bulk.config import ReadingConfig
+from serving.bulk.errors import InputError
+from tokenizer_ext import GeneVocabulary, GeneVocabularyError, open_expression
+from tokenizer_ext.expression_source import row_chunks
+
+#: log1p of normalised counts stays far below this; plain normalised values do not
+LOG_SCALE_MAX = 30.0
+#: cells named in an error message
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ValueProfile:
+    """What a scan of the expression values found.
+
+    Attributes
+    ----------
+    kind
+        ``raw_counts`` (all integers), ``log_normalised`` or ``normalised``. All three rank
+        the same way within a cell: C2S's normalise-then-log1p is monotone per cell.
+    max_value
+        The largest value.
+    empty_rows
+        Rows with no positive value: they have no cell sentence.
+    genes_expressed
+        Positive values per row.
+    """
+
+    kind: str
+    max_value: float
+    empty_rows: np.ndarray
+    genes_expressed: np.ndarray
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """The checked input: what the job needs besides the matrix chunks.
+
+    Attributes
+    ----------
+    path
+        The ``.h5ad`` file.
+    obs
+        The cell table (``obs``), loaded whole.
+    vocabulary
+        The genes of the chosen matrix as C2S words.
+    values
+        The value scan.
+    has_umap
+        Whether ``obsm["X_umap"]`` exists.
+    notes
+        Findings worth reporting that do not stop the run.
+    """
+
+    path: Path
+    obs: pd.DataFrame
+    vocabulary: GeneVocabulary
+    values: ValueProfile
+    has_umap: bool
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.obs)
+
+    def summary(self) -> dict[str, object]:
+        """The facts a report shows."""
+        return {
+            "n_cells": self.n_obs,
+            "n_genes": self.vocabulary.n_columns,
+            "organism": self.vocabulary.organism,
+            "value_kind": self.values.kind,
+            "max_value": self.values.max_value,
+            "empty_cells": len(self.values.empty_rows),
+            "median_genes_expressed": float(np.median(self.values.genes_expressed))
+            if self.n_obs
+            else 0.0,
+            "notes": list(self.notes),
+        }
+
+
+def inspect_input(config: ReadingConfig) -> InputFile:
+    """Open ``config.input``, check it, and describe it.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, a missing matrix or column, Ensembl ids or colliding
+        gene names, NaN, infinite or negative values, empty cells (unless skipped).
+    """
+    import h5py
+
+    path = Path(config.input)
+    if not path.is_file():
+        raise InputError(f"The input file {path} does not exist.")
+    try:
+        with h5py.File(path, "r") as file:
+            encoding = _check_matrix(file, config)
+            obs = _read_frame(file, "obs")
+            var = _read_frame(file, "raw/var" if config.use_raw else "var")
+            has_umap = "obsm" in file and "X_umap" in file["obsm"]
+    except OSError as exc:
+        raise InputError(f"{path} is not a readable .h5ad (HDF5) file: {exc}") from None
+    _check_columns(obs, config)
+    vocabulary = gene_vocabulary(var, config)
+    values = scan_values(config, obs.index, rows_per_read(config, vocabulary.n_columns))
+    notes = _notes(config, obs, values)
+    if encoding == "csc_matrix":
+        notes += (
+            "The matrix is stored as CSC: every row chunk reads whole columns, which is slow "
+            "for large files. Store it as CSR for chunked reading.",
+        )
+    return InputFile(path, obs, vocabulary, values, has_umap, notes)
+
+
+def _check_matrix(file, config: ReadingConfig) -> str:
+    """The chosen matrix's storage (``array``, ``csr_matrix``...); raises if it is missing."""
+    key = {"raw": "raw/X", "X": "X"}.get(config.matrix_name, config.matrix_name)
+    if key in file:
+        return str(file[key].attrs.get("encoding-type", "array"))
+    if config.use_raw:
+        raise InputError("--use-raw was given, but the file has no .raw matrix (raw/X).")
+    layers = sorted(file["layers"]) if "layers" in file else []
+    raise InputError(f"The file has no layer {config.layer!r}; its layers are {layers or 'none'}.")
+
+
+def _read_frame(file, key: str) -> pd.DataFrame:
+    import anndata.io
+
+    return anndata.io.read_elem(file[key])
+
+
+def _check_columns(obs: pd.DataFrame, config: ReadingConfig) -> None:
+    if len(obs) == 0:
+        raise InputError("The input has no cells.")
+    for option, column in config.obs_columns.items():
+        if column is not None and column not in obs.columns:
+            raise InputError(
+                f"{option} {column!r} is not a column of obs; the columns are "
+                f"{sorted(map(str, obs.columns))}."
+            )
+
+
+def gene_vocabulary(var: pd.DataFrame, config: ReadingConfig) -> GeneVocabulary:
+    """The C2S vocabulary of the chosen matrix's genes (``var_names`` or a symbols column).
+
+    Raises
+    ------
+    InputError
+        For Ensembl ids, names that collide after upper-casing, or a missing column.
+    """
+    column = config.gene_symbols_column
+    if column is not None and column not in var.columns:
+        raise InputError(
+            f"--gene-symbols-column {column!r} is not a column of var; the columns are "
+            f"{sorted(map(str, var.columns))}."
+        )
+    names = var[column] if column is not None else var.index
+    try:
+        return GeneVocabulary([str(n) for n in names], organism=config.organism)
+    except GeneVocabularyError as exc:
+        hint = "" if column is not None else _symbols_hint(var)
+        raise InputError(f"The gene names cannot be used: {exc}{hint}") from None
+
+
+def _symbols_hint(var: pd.DataFrame) -> str:
+    """Point at ``var`` columns that hold text, which may be gene symbols."""
+    text = [
+        str(c) for c in var.columns if var[c].dtype == object or str(var[c].dtype) == "category"
+    ]
+    if not text:
+        return ""
+    return f" With this CLI, pass --gene-symbols-column with one of {text}."
+
+
+def scan_values(config: ReadingConfig, obs_names: pd.Index, chunk_rows: int) -> ValueProfile:
+    """Read the chosen matrix in row chunks and profile its values.
+
+    Raises
+    ------
+    InputError
+        For NaN, infinite or negative values, and for empty cells unless they are skipped.
+    """
+    integral, max_value = True, 0.0
+    expressed = []
+    with open_expression(config.input, layer=config.layer, use_raw=config.use_raw) as source:
+        for start, stop in row_chunks(source.n_obs, chunk_rows):
+            chunk = source.read_rows(start, stop)
+            _check_finite_non_negative(chunk, start, obs_names, config)
+            data = chunk.data
+            if data.size:
+                max_value = max(max_value, float(data.max()))
+                integral = integral and bool(np.all(data == np.round(data)))
+            expressed.append(_positive_per_row(chunk))
+    genes_expressed = np.concatenate(expressed) if expressed else np.zeros(0, np.int64)
+    empty_rows = np.flatnonzero(genes_expressed == 0)
+    if len(empty_rows) and not config.skip_empty_cells:
+        names = [str(obs_names[r]) for r in empty_rows[:EXAMPLES]]
+        raise InputError(
+            f"{len(empty_rows)} cell(s) express no gene, so they have no cell sentence "
+            f"(e.g. {names}). Filter them out (scanpy: sc.pp.filter_cells(adata, min_genes=1)) "
+            "or pass --skip-empty-cells to give them an empty prediction."
+        )
+    kind = (
+        "raw_counts"
+        if integral
+        else ("log_normalised" if max_value < LOG_SCALE_MAX else "normalised")
+    )
+    return ValueProfile(kind, max_value, empty_rows, genes_expressed)
+
+
+def _positive_per_row(chunk) -> np.ndarray:
+    positive = np.concatenate([[0], np.cumsum(chunk.data > 0)])
+    return positive[chunk.indptr[1:]] - positive[chunk.indptr[:-1]]
+
+
+def _check_finite_non_negative(chunk, start: int, obs_names: pd.Index, config) -> None:
+    data = chunk.data
+    if data.size == 0:
+        return
+    bad_finite = ~np.isfinite(data)
+    if bad_finite.any():
+        raise InputError(
+            f"The expression values contain NaN or infinite values (first in cell "
+            f"{_cell_of(chunk, bad_finite, start, obs_names)!r}). Fix or drop those cells."
+        )
+    negative = data < 0
+    if negative.any():
+        cell = _cell_of(chunk, negative, start, obs_names)
+        raise InputError(
+            f"The {config.matrix_name} matrix has negative values (e.g. in cell {cell!r}): "
+            "it looks scaled (sc.pp.scale). C2S ranks non-negative expression: use "
+            "--use-raw if .raw holds log-normalised values, or --layer with counts or "
+            "log-normalised values."
+        )
+
+
+def _cell_of(chunk, mask: np.ndarray, start: int, obs_names: pd.Index) -> str:
+    """The name of the cell holding the first flagged stored value."""
+    first = int(np.argmax(mask))
+    row = int(np.searchsorted(chunk.indptr, first, side="right") - 1)
+    return str(obs_names[start + row])
+
+
+def _notes(config: ReadingConfig, obs: pd.DataFrame, values: ValueProfile) -> tuple[str, ...]:
+    notes = []
+    if values.kind == "raw_counts":
+        notes.append(
+            "The values are integers (raw counts?). They are used as they are: "
+            "normalize_total and log1p do not change the order of genes within a cell."
+        )
+    if len(values.empty_rows):
+        notes.append(f"{len(values.empty_rows)} empty cell(s) get an empty prediction.")
+    short = int(
+        np.sum((values.genes_expressed > 0) & (values.genes_expressed < config.genes_per_cell))
+    )
+    if short:
+        notes.append(
+            f"{short} cell(s) express fewer than {config.genes_per_cell} genes; their "
+            "prompts list all they have (as C2S does)."
+        )
+    if obs.index.has_duplicates:
+        notes.append("Cell names (obs_names) repeat; rows are matched by position.")
+    return tuple(notes)

@@ -1,0 +1,162 @@
+"""Parquet shards, the run's manifest and its progress record, in the output folder.
+
+Layout of ``out/``::
+
+    manifest.json           what the run is (input fingerprint, settings, plan size)
+    progress.json           committed shards and cells, rewritten after every commit
+    shards/part-000012.parquet
+
+A shard file exists only once its rows were written and fsynced (`serving.bulk.atomic`),
+so the shard files themselves are the source of truth: a run killed between a shard's
+commit and its progress record loses nothing, and the record is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from serving.bulk import atomic
+from serving.bulk.errors import ResumeMismatch
+from serving.bulk.plan import ShardPlan
+
+#: one ranked label of a scored run
+TOP_LABEL = pa.struct(
+    [("label", pa.string()), ("probability", pa.float64()), ("logprob", pa.float64())]
+)
+#: one row per cell; group columns are null in single-cell runs
+ROW_SCHEMA = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("cell_id", pa.string()),
+        ("prediction", pa.string()),
+        ("raw_text", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("task", pa.string()),
+        ("template_index", pa.int16()),
+        ("model", pa.string()),
+        ("status", pa.string()),
+        ("group_id", pa.string()),
+        ("group_size", pa.int16()),
+        ("tissue", pa.string()),
+        ("tissue_raw_text", pa.string()),
+        # label-set runs: whether the label is in the set; scored runs: the top labels
+        ("in_label_set", pa.bool_()),
+        ("label_score", pa.float64()),
+        ("top_labels", pa.list_(TOP_LABEL)),
+    ]
+)
+
+MANIFEST, PROGRESS, SHARDS = "manifest.json", "progress.json", "shards"
+#: files of a run, removed by ``overwrite`` (outputs are replaced when rewritten)
+RUN_FILES = (MANIFEST, PROGRESS)
+
+
+def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """A shard's rows (dicts keyed by `ROW_SCHEMA`'s names) as a table."""
+    columns = {name: [row.get(name) for row in rows] for name in ROW_SCHEMA.names}
+    return pa.table(columns, schema=ROW_SCHEMA)
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:06d}.parquet"
+
+
+class ShardStore:
+    """The output folder of one run.
+
+    Parameters
+    ----------
+    out
+        The folder (created when missing).
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.shards_dir = self.out / SHARDS
+
+    def open_run(self, manifest: Mapping[str, Any], *, overwrite: bool) -> None:
+        """Start or resume the run that ``manifest`` describes.
+
+        Raises
+        ------
+        ResumeMismatch
+            When the folder holds a run of another input or with other settings.
+        """
+        self.shards_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            self._clear()
+        path = self.out / MANIFEST
+        if path.exists():
+            _check_same_run(json.loads(path.read_text("utf-8")), manifest, self.out)
+        else:
+            atomic.write_json(path, dict(manifest))
+        atomic.remove_leftovers(self.shards_dir)
+        atomic.remove_leftovers(self.out)
+
+    def _clear(self) -> None:
+        for path in self.shards_dir.iterdir():
+            path.unlink()
+        for name in RUN_FILES:
+            (self.out / name).unlink(missing_ok=True)
+
+    def committed(self, plan: ShardPlan) -> set[int]:
+        """Indices of the plan's shards whose files are complete."""
+        return {s.index for s in plan.shards if self._complete(s.index, s.n_cells)}
+
+    def _complete(self, index: int, n_cells: int) -> bool:
+        path = self.shards_dir / shard_name(index)
+        if not path.exists():
+            return False
+        try:
+            return pq.read_metadata(path).num_rows == n_cells
+        except (OSError, pa.ArrowException):  # not written by a commit: redo it
+            return False
+
+    def commit(self, index: int, table: pa.Table) -> None:
+        """Write shard ``index`` atomically."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic.write_bytes(self.shards_dir / shard_name(index), sink.getvalue().to_pybytes())
+
+    def record_progress(self, done: Iterable[int], plan: ShardPlan) -> None:
+        """Rewrite the progress record (for people and monitors; the shards decide)."""
+        done = sorted(done)
+        cells = sum(plan.shards[i].n_cells for i in done)
+        atomic.write_json(
+            self.out / PROGRESS,
+            {
+                "n_shards": len(plan.shards),
+                "n_cells": plan.n_cells,
+                "done_shards": len(done),
+                "done_cells": cells,
+                "finished": len(done) == len(plan.shards),
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "shards": done,
+            },
+        )
+
+    def read_rows(self, plan: ShardPlan) -> pa.Table:
+        """Every committed row, ordered by input row."""
+        tables = [pq.read_table(self.shards_dir / shard_name(s.index)) for s in plan.shards]
+        table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+        return table.sort_by("row")
+
+
+def _check_same_run(found: Mapping[str, Any], wanted: Mapping[str, Any], out: Path) -> None:
+    wanted = json.loads(json.dumps(wanted))  # compare as stored: tuples become lists
+    differing = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+    if differing:
+        shown = "; ".join(f"{k}: {found.get(k)!r} -> {wanted.get(k)!r}" for k in differing[:6])
+        raise ResumeMismatch(
+            f"{out} holds a run with other settings or another input ({shown}). "
+            "Use another --out, or --overwrite to discard it."
+        )

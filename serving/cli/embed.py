@@ -1,0 +1,89 @@
+"""``c2s embed``: cell embeddings of an ``.h5ad`` file into ``obsm['X_c2s']``.
+
+Flags become one `EmbedConfig` here; everything else happens in `serving.bulk.embed`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from serving.bulk.embed import EmbedConfig
+from serving.cli.annotate import _first_message, execution_config
+from serving.cli.logs import route_library_logs
+from serving.cli.options import (
+    GeneSymbolsColumn,
+    KvCacheGib,
+    Layer,
+    Model,
+    OrganismOption,
+    RayApp,
+    ShowProgress,
+    UseRaw,
+    Verbose,
+    fail,
+    run_with_progress,
+)
+
+
+def embed(
+    input_file: Annotated[Path, typer.Argument(help="The .h5ad file whose cells to embed")],
+    out: Annotated[Path, typer.Option(help="The .h5ad to write (the input plus obsm)")],
+    model: Model = None,
+    n_genes: Annotated[int, typer.Option(help="Genes per cell in the embedded prompt")] = 200,
+    template_index: Annotated[int, typer.Option(help="Cell type prompt variant")] = 0,
+    key_added: Annotated[str, typer.Option(help="obsm key of the embeddings")] = "X_c2s",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Use the Serve app (with an Embedder) on this Ray cluster ('auto')"),
+    ] = None,
+    ray_app: RayApp = "c2s",
+    use_raw: UseRaw = False,
+    layer: Layer = None,
+    gene_symbols_column: GeneSymbolsColumn = None,
+    organism: OrganismOption = None,
+    skip_empty_cells: Annotated[
+        bool, typer.Option("--skip-empty-cells", help="Give empty cells a row of NaN")
+    ] = False,
+    request_cells: Annotated[int, typer.Option(help="Cells per build/embed call")] = 32,
+    kv_cache_gib: KvCacheGib = 2,
+    progress: ShowProgress = True,
+    verbose: Verbose = False,
+) -> None:
+    """Embed every cell of an .h5ad file (mean last hidden state of its C2S prompt)."""
+    from serving.bulk.embed import embed as run
+
+    try:
+        execution = execution_config(
+            model=model,
+            endpoint=None,
+            ray_address=ray_address,
+            engine_options={"kv_cache_gib": kv_cache_gib},
+            execution_options={"request_cells": request_cells, "ray_app": ray_app},
+        )
+        config = EmbedConfig(
+            input=input_file,
+            out=out,
+            n_genes=n_genes,
+            template_index=template_index,
+            key_added=key_added,
+            use_raw=use_raw,
+            layer=layer,
+            gene_symbols_column=gene_symbols_column,
+            organism=organism,
+            skip_empty_cells=skip_empty_cells,
+            execution=execution,
+        )
+    except ValidationError as exc:
+        raise fail(_first_message(exc)) from None
+    route_library_logs(out.with_suffix(".engine.log"), verbose)
+    result = run_with_progress(lambda listener: run(config, listener), show_progress=progress)
+    summary = result.summary
+    Console().print(
+        f"[bold]{summary['n_cells']}[/bold] cells embedded ({summary['dimensions']} dimensions) "
+        f"at {summary['cells_per_s']:.2f} cells/s into {result.out} obsm[{key_added!r}]"
+    )

@@ -1,0 +1,54 @@
+"""Options and the run wrapper shared by the commands that read an ``.h5ad`` file
+(``c2s annotate``, ``c2s embed``): one definition, one help text."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
+from serving.core.errors import C2SError
+
+T = TypeVar("T")
+
+console = Console(stderr=True)
+
+Model = Annotated[
+    str | None,
+    typer.Option(help="Checkpoint directory or Hugging Face id [default: C2S_MODEL, demo]"),
+]
+RayApp = Annotated[str, typer.Option(help="Name of the Ray Serve application")]
+UseRaw = Annotated[bool, typer.Option("--use-raw", help="Read .raw.X")]
+Layer = Annotated[str | None, typer.Option(help="Read this layer instead of X")]
+GeneSymbolsColumn = Annotated[
+    str | None, typer.Option(help="var column with gene symbols (when var_names are ids)")
+]
+OrganismOption = Annotated[
+    str | None, typer.Option(help="'Homo sapiens' or 'Mus musculus' [default: guessed]")
+]
+KvCacheGib = Annotated[int, typer.Option(help="KV cache of the CPU engine, GiB")]
+ShowProgress = Annotated[bool, typer.Option(help="Show the progress bar")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", help="vLLM and Ray logs on the terminal, not in the log file"),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def run_with_progress(
+    run: Callable[[ProgressListener], Awaitable[T]], *, show_progress: bool = True
+) -> T:
+    """``run(progress)`` to the end with a progress bar; errors become a message and exit 2."""
+    progress = RichProgress(console) if show_progress else NullProgress()
+    try:
+        return asyncio.run(run(progress))
+    except C2SError as exc:
+        raise fail(exc.message) from None

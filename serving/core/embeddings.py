@@ -1,0 +1,73 @@
+"""Cell embeddings: which prompt embeds a cell, and embedding many cells over the stages.
+
+C2S embeds a cell as the mean of the model's last hidden state over the tokens of its
+cell type prediction prompt (template 0, the cell's first ``n_genes`` genes); unlike
+C2S's ``embed_cells``, the mean covers exactly the prompt's tokens (no padding). Prompts
+come from the prompt builder and the vectors from a pooling engine (`serving.engine.
+Embedder`), so the gateway (``POST /v1/embeddings``) and the bulk command (``c2s
+embed``) give a cell the same ids and the same embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from serving.core.pipeline import chunked
+from serving.core.stages import BuildStage, PreparedPrompt, PromptJob
+from serving.engine import Embedder, Embedding
+
+#: the prompt C2S embeds a cell with
+EMBEDDING_TASK = "cell_type_prediction"
+
+
+class EmbeddingStages(Protocol):
+    """What embedding needs of the serving stages (`serving.core.pipeline.Stages` has it)."""
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
+
+
+class LocalEmbeddingStages:
+    """Prompt building and a pooling engine in this process, with no generating engine."""
+
+    def __init__(self, builder: BuildStage, embedder: Embedder) -> None:
+        self.builder = builder
+        self.embedder = embedder
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        return self.builder.build(jobs, offset)
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        return list(await asyncio.gather(*(self.embedder.embed(p.token_ids) for p in prompts)))
+
+
+def embedding_job(
+    cell: str | Mapping[str, Any],
+    n_genes: int | None = None,
+    organism: str | None = None,
+    template: int = 0,
+) -> PromptJob:
+    """The prompt job that embeds one cell (a sentence or ``{"genes", "values"}``)."""
+    inputs: dict[str, Any] = {"cell": cell}
+    if n_genes is not None:
+        inputs["n_genes"] = n_genes
+    if organism is not None:
+        inputs["organism"] = organism
+    return PromptJob(task=EMBEDDING_TASK, inputs=inputs, template=template)
+
+
+async def embed_cells(
+    stages: EmbeddingStages, jobs: Sequence[PromptJob], chunk_size: int
+) -> list[Embedding]:
+    """Embeddings of ``jobs``, in order: chunks are built and embedded concurrently.
+
+    Every chunk is built (validated) before any is embedded, so an invalid cell fails the
+    call without spending engine time.
+    """
+    chunks = chunked(jobs, chunk_size)
+    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
+    embedded = await asyncio.gather(*(stages.embed(prompts) for prompts in built))
+    return [e for chunk in embedded for e in chunk]

@@ -1,0 +1,230 @@
+"""The fan-out of one request: build -> generate -> decode, over any wiring of stages.
+
+`Stages` is what the gateway and the bulk job need from the serving core. `LocalStages`
+wires the plain classes in one process; `serving.ray_serve.deployments.RayStages` wires Ray Serve
+handles. `run_batch` splits a batch into chunks and runs the chunks concurrently, so
+builder and decoder replicas work in parallel while the engine batches continuously;
+results come back in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from serving.core.errors import InvalidRequest
+from serving.core.stages import (
+    BuildStage,
+    DecodedAnswer,
+    DecodeJob,
+    DecodeStage,
+    PreparedPrompt,
+    PromptJob,
+)
+from serving.engine import (
+    Completion,
+    Embedder,
+    Embedding,
+    Engine,
+    EngineLimits,
+    GeneratedSequence,
+    GenerationParams,
+    SequenceDelta,
+    StepOutput,
+)
+from tokenizer_ext import GeneVocabulary, RankedCells
+
+
+class Stages(Protocol):
+    """The serving core as the gateway and the bulk job see it."""
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion: ...
+
+    def stream(
+        self, prompt: PreparedPrompt, params: GenerationParams
+    ) -> AsyncIterator[StepOutput]: ...
+
+    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]: ...
+
+    async def health(self) -> None: ...
+
+    async def limits(self) -> EngineLimits: ...
+
+    async def engine_load(self) -> int: ...
+
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]: ...
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
+
+
+@runtime_checkable
+class RankedStages(Protocol):
+    """Stages that build one-cell prompts from ranked genes (in-process: `LocalStages`)."""
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]: ...
+
+
+class EmbeddingsUnavailable(InvalidRequest):
+    """The stages were wired without an embedding engine."""
+
+    param = "model"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This server runs no embedding engine: start it with embeddings enabled "
+            "(AppConfig.embeddings, or c2s serve --embeddings)."
+        )
+
+
+class LocalStages:
+    """All stages in this process: the plain classes, called directly.
+
+    ``embedder`` is the optional pooling engine behind `embed`.
+    """
+
+    def __init__(
+        self,
+        builder: BuildStage,
+        engine: Engine,
+        decoder: DecodeStage,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.builder = builder
+        self.engine = engine
+        self.decoder = decoder
+        self.embedder = embedder
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        return self.builder.build(jobs, offset)
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        return self.builder.build_ranked(task, cells, vocabulary, fields, templates, offset)
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt.token_ids, params)
+
+    def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
+        return self.engine.generate(prompt.token_ids, params)
+
+    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        return self.decoder.decode(jobs)
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    async def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    async def engine_load(self) -> int:
+        return self.engine.num_unfinished_requests()
+
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return self.builder.encode_texts(texts)
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        if self.embedder is None:
+            raise EmbeddingsUnavailable()
+        return list(await asyncio.gather(*(self.embedder.embed(p.token_ids) for p in prompts)))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One answered input of a batch."""
+
+    prompt: PreparedPrompt
+    completion: Completion
+    answers: tuple[DecodedAnswer, ...]
+
+
+def logprob_token_ids(output: GeneratedSequence | SequenceDelta) -> tuple[int, ...]:
+    """Every token id a logprobs answer must show as text: chosen and alternatives."""
+    ids = set(output.token_ids)
+    for step in output.logprobs or ():
+        ids.update(step.top)
+    return tuple(sorted(ids))
+
+
+async def decode_completions(
+    stages: Stages,
+    prompts: Sequence[PreparedPrompt],
+    completions: Sequence[Completion],
+    logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
+) -> list[tuple[DecodedAnswer, ...]]:
+    """Every choice of every completion parsed in one decode call: each prompt's answers."""
+    jobs = [
+        DecodeJob(
+            p.task,
+            out.text,
+            logprob_token_ids(out) if logprob_tokens else (),
+            reconstruct_expression,
+        )
+        for p, c in zip(prompts, completions, strict=True)
+        for out in c.outputs
+    ]
+    answers = iter(await stages.decode(jobs))
+    return [tuple(next(answers) for _ in c.outputs) for c in completions]
+
+
+def chunked(items: Sequence, size: int) -> list[tuple[int, Sequence]]:
+    """``(offset, chunk)`` pairs covering ``items`` in order."""
+    return [(i, items[i : i + size]) for i in range(0, len(items), size)]
+
+
+async def run_batch(
+    stages: Stages,
+    jobs: Sequence[PromptJob],
+    params_for: Callable[[PreparedPrompt], GenerationParams],
+    *,
+    chunk_size: int,
+    logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
+) -> list[BatchItem]:
+    """Answer every job, in order, with chunks flowing through the stages concurrently.
+
+    Every prompt is built (and so validated) before any reaches the engine: an invalid
+    item fails the batch without spending engine time.
+    """
+    chunks = chunked(jobs, chunk_size)
+    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
+    return await answer_built(stages, built, params_for, logprob_tokens, reconstruct_expression)
+
+
+async def answer_built(
+    stages: Stages,
+    built: Sequence[list[PreparedPrompt]],
+    params_for: Callable[[PreparedPrompt], GenerationParams],
+    logprob_tokens: bool = False,
+    reconstruct_expression: bool = False,
+) -> list[BatchItem]:
+    """Answer chunks of built prompts, in order: each chunk's completions, then its decode."""
+
+    async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
+        completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
+        answers = await decode_completions(
+            stages, prompts, completions, logprob_tokens, reconstruct_expression
+        )
+        return [BatchItem(p, c, a) for p, c, a in zip(prompts, completions, answers, strict=True)]
+
+    answered = await asyncio.gather(*(answer(prompts) for prompts in built))
+    return [item for chunk in answered for item in chunk]

@@ -1,0 +1,339 @@
+"""The chunk-level prompt and decode stages that Ray Serve replicates.
+
+`BuildStage` and `DecodeStage` are plain classes over `PromptBuilder` and `Decoder`:
+they take and return lists so that one call carries a whole chunk of a batch, and they
+serve raw prompts (tokenised here, never in the engine) beside task prompts. The gateway
+calls them in-process or as Ray Serve deployments; the bulk job calls the same classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serving.core.decoder import Decoder
+from serving.core.errors import C2SError, InvalidRequest, InvalidTaskInput, PromptTooLong
+from serving.core.prompt_builder import BuiltPrompt, PromptBuilder, read_model_genes
+from serving.core.tasks.inputs import TaskInput
+from serving.core.tasks.spec import TaskGroup, TaskSpec
+from serving.core.tasks.templates import TemplateChoice
+from serving.engine.params import GenerationParams
+from tokenizer_ext.inverse import RankExpressionFit
+from tokenizer_ext.ranking import RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
+from tokenizer_ext.text_encoder import TextEncoder
+from tokenizer_ext.trained_ranges import C2S_TRAINED_RANGES
+from tokenizer_ext.vocab import GeneVocabulary, looks_like_ensembl_id
+
+#: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
+EXPRESSION_FIT_FILE = "expression_fit.json"
+#: vLLM's OpenAI server defaults for raw completions
+RAW_DEFAULTS = GenerationParams(max_tokens=16, temperature=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptJob:
+    """One prompt to build: a task with its inputs, or a raw prompt (text or ids)."""
+
+    task: str | None = None
+    inputs: Mapping[str, Any] | None = None
+    raw_prompt: str | tuple[int, ...] | None = None
+    template: TemplateChoice = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPrompt:
+    """A built prompt: token ids plus the task's default sampling."""
+
+    token_ids: tuple[int, ...]
+    params: GenerationParams
+    task: str | None = None
+    template_index: int | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeJob:
+    """One generated answer to parse, and token ids to render as text (for logprobs)."""
+
+    task: str | None
+    text: str
+    token_ids: tuple[int, ...] = field(default=())
+    reconstruct_expression: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedAnswer:
+    """A parsed answer (``None`` for raw prompts) and the text of each requested token."""
+
+    result: dict[str, Any] | None
+    tokens: dict[int, str] = field(default_factory=dict)
+
+
+class BatchItemError(InvalidRequest):
+    """One item of a batch is invalid; the message names its index."""
+
+    def __init__(self, index: int, error: C2SError) -> None:
+        self.index = index
+        self.cause = error
+        super().__init__(f"inputs[{index}]: {error.message}", param=f"inputs[{index}]")
+
+
+def check_trained_range(spec: TaskSpec, data: TaskInput) -> None:
+    """Refuse gene and cell counts above what the checkpoint was trained on (model card).
+
+    Below the minima is allowed: sparse cells express fewer genes than 100, and C2S
+    prompts them as they are.
+    """
+    if spec.group is TaskGroup.GENE_SETS:
+        return
+    multi = spec.group is TaskGroup.MULTI_CELL
+    low, high = C2S_TRAINED_RANGES.gene_range(multi)
+    kind = "multi-cell" if multi else "single-cell"
+    n_genes = getattr(data, "n_genes", None)
+    if n_genes is not None and n_genes > high:
+        raise InvalidTaskInput(
+            spec.name,
+            f"n_genes={n_genes} is above the {kind} range the model was trained on "
+            f"({low}-{high} genes per cell): ask for at most {high}.",
+            param="n_genes",
+        )
+    if multi:
+        n_cells = max(len(data.prompt_cells() or ()), data.output_size().cells)
+        low, high = C2S_TRAINED_RANGES.multi_cell_cells
+        if n_cells > high:
+            raise InvalidTaskInput(
+                spec.name,
+                f"{n_cells} cells is above the range the model was trained on ({low}-{high} "
+                f"cells per prompt): send at most {high} cells per request item.",
+                param="n_cells",
+            )
+
+
+def check_cell_genes(
+    spec: TaskSpec, data: TaskInput, vocabulary: frozenset[str] | None = None
+) -> None:
+    """Refuse cells the model cannot read: a gene named twice, Ensembl ids instead of
+    symbols, or (when the checkpoint lists its genes) mostly unknown genes."""
+    for i, genes in enumerate(data.prompt_cells() or ()):
+        where = "cell" if spec.group is TaskGroup.SINGLE_CELL else f"cells[{i}]"
+        # set-level (C) checks first: almost every cell passes them, and they cost a
+        # fraction of a Python loop over its genes
+        distinct = set(genes)
+        repeated = None
+        if len(distinct) < len(genes):
+            repeated = next((g for g, n in Counter(genes).items() if n > 1), None)
+        if repeated is not None:
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: gene {repeated} appears more than once; a cell sentence names each "
+                "gene once, most expressed first.",
+                param=where,
+            )
+        maybe_ensembl = "ENS" in " ".join(genes).upper()
+        ensembl = [g for g in genes if looks_like_ensembl_id(g)] if maybe_ensembl else []
+        if ensembl and 2 * len(ensembl) >= len(genes):
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: genes look like Ensembl ids ({', '.join(ensembl[:3])}); C2S models "
+                "read gene symbols: map the ids to symbols first (e.g. adata.var['gene_symbols']).",
+                param=where,
+            )
+        n_unknown = len(distinct - vocabulary) if vocabulary is not None else 0
+        if n_unknown and 2 * n_unknown >= len(genes):
+            unknown = [g for g in genes if g not in vocabulary]
+            raise InvalidTaskInput(
+                spec.name,
+                f"{where}: {len(unknown)} of {len(genes)} genes are not in this model's gene "
+                f"vocabulary ({', '.join(unknown[:3])}); send gene symbols of the organism the "
+                "model was trained on.",
+                param=where,
+            )
+
+
+class BuildStage:
+    """Builds chunks of prompts with a `PromptBuilder`.
+
+    Parameters
+    ----------
+    builder
+        The prompt builder (tokenizer, registry, context length).
+    vocabulary
+        The genes the checkpoint lists, if it lists them; cells made mostly of other
+        words are refused.
+    """
+
+    def __init__(self, builder: PromptBuilder, vocabulary: frozenset[str] | None = None) -> None:
+        self.builder = builder
+        self.vocabulary = vocabulary
+        # the last dataset's ranked-prompt tables (a job reads one dataset)
+        self._ranked: dict[GeneVocabulary, Any] = {}
+
+    @classmethod
+    def from_model(cls, model_dir: str | Path, **kwargs: Any) -> BuildStage:
+        genes = read_model_genes(model_dir)
+        vocabulary = frozenset(g.upper() for g in genes) if genes else None
+        return cls(PromptBuilder.from_model(model_dir, **kwargs), vocabulary)
+
+    def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        """Build every job, in order; the first invalid one raises `BatchItemError`
+        (or its own error when the chunk holds one job).
+
+        One-cell prompts of a fixed template are validated one by one, then built together
+        (`PromptBuilder.iter_build_cells`); the others one by one, in order.
+        """
+        prepared: list[PreparedPrompt | None] = [None] * len(jobs)
+        batches: dict[tuple[str, int], list[tuple[int, TaskInput]]] = {}
+        failed: list[tuple[int, C2SError]] = []
+        for i, job in enumerate(jobs):
+            try:
+                if job.task is not None and self.builder.batches_cells(job.task, job.template):
+                    batch = batches.setdefault((job.task, int(job.template)), [])
+                    batch.append((i, self._validated(job)))
+                else:
+                    prepared[i] = self._build_one(job)
+            except C2SError as exc:
+                failed.append((i, exc))
+                break
+        for (task, template), items in batches.items():
+            built = self.builder.iter_build_cells(task, [data for _, data in items], template)
+            try:
+                for (i, _), prompt in zip(items, built, strict=False):
+                    prepared[i] = _prepared(prompt)
+            except C2SError as exc:
+                failed.append((next(i for i, _ in items if prepared[i] is None), exc))
+        if failed:
+            i, exc = min(failed, key=lambda failure: failure[0])
+            if len(jobs) == 1 and offset == 0:
+                raise exc
+            raise BatchItemError(offset + i, exc) from None
+        return prepared
+
+    def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        """One ``task`` prompt per ranked cell (``fields``: the inputs' other values), the
+        same as `build` of the cells' sentences; built from the genes' cached ids when
+        `serving.ranked_prompts` can, else from the sentences."""
+        from serving.core.ranked_prompts import RankedPrompts
+
+        prompts = self._ranked.get(vocabulary)
+        if prompts is None:
+            self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.vocabulary)}
+            prompts = self._ranked[vocabulary]
+        built = prompts.build(task, cells, fields, templates)
+        if built is not None:
+            return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
+        jobs = [
+            PromptJob(task, {**fields, "cell": sentence}, template=t)
+            for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
+        ]
+        return self.build(jobs, offset)
+
+    def _validated(self, job: PromptJob) -> TaskInput:
+        spec = self.builder.registry.get(job.task)
+        data = self.builder.validate(spec, job.inputs or {})
+        check_trained_range(spec, data)
+        check_cell_genes(spec, data, self.vocabulary)
+        return data
+
+    def _build_one(self, job: PromptJob) -> PreparedPrompt:
+        if job.task is None:
+            return self._raw(job.raw_prompt)
+        return _prepared(self.builder.build(job.task, self._validated(job), job.template))
+
+    def _raw(self, prompt: str | tuple[int, ...] | None) -> PreparedPrompt:
+        if prompt is None or len(prompt) == 0:
+            raise InvalidRequest("The prompt is empty.", param="prompt")
+        ids = tuple(prompt) if not isinstance(prompt, str) else tuple(self._encode(prompt))
+        limit = self.builder.max_model_len
+        if len(ids) >= limit:
+            raise PromptTooLong(len(ids), limit)
+        return PreparedPrompt(ids, RAW_DEFAULTS)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """Token ids of plain texts, such as a task's answers (label scoring): the text
+        alone, no special tokens, as training encodes answers."""
+        return [tuple(self.builder.encoder.encode(text)) for text in texts]
+
+    def _encode(self, text: str) -> list[int]:
+        ids = self.builder.encoder.encode(text)
+        if not ids:
+            raise InvalidRequest("The prompt has no tokens.", param="prompt")
+        return ids
+
+
+def _prepared(built: BuiltPrompt) -> PreparedPrompt:
+    return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
+
+
+class DecodeStage:
+    """Parses chunks of answers with a `Decoder`, and renders tokens for logprobs."""
+
+    def __init__(
+        self, decoder: Decoder, encoder: TextEncoder, fit: RankExpressionFit | None = None
+    ) -> None:
+        self.decoder = decoder
+        self.encoder = encoder
+        self.fit = fit
+
+    @classmethod
+    def from_model(cls, model_dir: str | Path) -> DecodeStage:
+        """A stage for a checkpoint directory; its ``expression_fit.json`` (slope and
+        intercept of the C2S inverse transform, fitted on its training data) enables
+        expression reconstruction."""
+        model_dir = Path(model_dir)
+        fit_file = model_dir / EXPRESSION_FIT_FILE
+        fit = None
+        if fit_file.is_file():
+            values = json.loads(fit_file.read_text("utf-8"))
+            fit = RankExpressionFit(slope=values["slope"], intercept=values["intercept"])
+        return cls(
+            Decoder.from_model(model_dir), TextEncoder.load(model_dir / "tokenizer.json"), fit
+        )
+
+    def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        return [self._decode_one(job) for job in jobs]
+
+    def _decode_one(self, job: DecodeJob) -> DecodedAnswer:
+        result = None
+        if job.task is not None:
+            result = self.decoder.decode(job.task, job.text).model_dump()
+            if job.reconstruct_expression:
+                result = self._with_expression(result)
+        tokens = {t: self.encoder.decode([t]) for t in set(job.token_ids)}
+        return DecodedAnswer(result, tokens)
+
+    def _with_expression(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Add C2S's rank-to-expression values beside every generated gene list."""
+        if self.fit is None:
+            raise InvalidRequest(
+                f"This model ships no {EXPRESSION_FIT_FILE} (slope and intercept of the "
+                "inverse transform), so expression cannot be reconstructed.",
+                param="reconstruct_expression",
+            )
+        if result["kind"] == "genes":
+            return {**result, "expression": self._expression(result["genes"])}
+        if result["kind"] == "cells":
+            cells = [{**c, "expression": self._expression(c["genes"])} for c in result["cells"]]
+            return {**result, "cells": cells}
+        raise InvalidRequest(
+            f"Results of kind {result['kind']!r} hold no generated cells to reconstruct.",
+            param="reconstruct_expression",
+        )
+
+    def _expression(self, genes: list[str]) -> list[float]:
+        return [round(float(v), 6) for v in self.fit.predict(range(len(genes)))]

@@ -1,0 +1,295 @@
+"""Ray Serve deployments and `build_app`: thin shells over the plain serving classes.
+
+Four deployments make one application, five with embeddings:
+
+- ``Engine``: the vLLM async engine inside the replica (one replica per GPU, or CPU threads);
+- ``Embedder`` (when ``AppConfig.embedder`` is set): a vLLM pooling engine for
+  ``/v1/embeddings``;
+- ``PromptBuilder`` and ``Decoder``: CPU replicas with their own counts and autoscaling;
+- ``Gateway``: the FastAPI ingress, which fans chunks of a batch out to the others.
+
+The classes stay plain; `build_app` decorates them with the options of one validated
+`AppConfig`, which ``c2s serve``, ``serve run`` and KubeRay's ``serveConfigV2`` share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serving.core.errors import C2SError, EngineUnavailable
+from serving.core.pipeline import EmbeddingsUnavailable
+from serving.core.stages import (
+    BuildStage,
+    DecodedAnswer,
+    DecodeJob,
+    DecodeStage,
+    PreparedPrompt,
+    PromptJob,
+)
+from serving.core.tasks import default_registry
+from serving.engine import (
+    Completion,
+    Embedder,
+    Embedding,
+    Engine,
+    EngineConfig,
+    EngineLimits,
+    GenerationParams,
+    StepOutput,
+    start_vllm_embedder,
+    start_vllm_engine,
+)
+from serving.engine.checkpoint import local_model_dir
+from serving.ray_serve.config import AppConfig, StageConfig
+from serving.settings import C2SSettings
+
+
+class EngineServer:
+    """The ``Engine`` deployment: one started vLLM engine per replica."""
+
+    async def __init__(self, config: EngineConfig) -> None:
+        self.engine: Engine = await start_vllm_engine(config)
+
+    async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt_ids, params)
+
+    async def generate(
+        self, prompt_ids: Sequence[int], params: GenerationParams
+    ) -> AsyncIterator[StepOutput]:
+        async for step in self.engine.generate(prompt_ids, params):
+            yield step
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    def num_unfinished_requests(self) -> int:
+        return self.engine.num_unfinished_requests()
+
+    async def check_health(self) -> None:
+        # Ray Serve restarts a replica whose check fails, e.g. after the engine died.
+        await self.engine.health()
+
+
+class EmbedderServer:
+    """The ``Embedder`` deployment: one vLLM pooling engine per replica."""
+
+    async def __init__(self, config: EngineConfig) -> None:
+        self.embedder: Embedder = await start_vllm_embedder(config)
+
+    async def embed(self, prompts: Sequence[Sequence[int]]) -> list[Embedding]:
+        return list(await asyncio.gather(*(self.embedder.embed(ids) for ids in prompts)))
+
+    async def check_health(self) -> None:
+        await self.embedder.health()
+
+
+class PromptBuilderServer:
+    """The ``PromptBuilder`` deployment: chunks of jobs to token ids."""
+
+    def __init__(self, model_dir: str, max_model_len: int | None) -> None:
+        self.stage = BuildStage.from_model(model_dir, max_model_len=max_model_len)
+
+    def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        return self.stage.build(jobs, offset)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return self.stage.encode_texts(texts)
+
+
+class DecoderServer:
+    """The ``Decoder`` deployment: chunks of answers to typed results."""
+
+    def __init__(self, model_dir: str) -> None:
+        self.stage = DecodeStage.from_model(model_dir)
+
+    def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        return self.stage.decode(jobs)
+
+
+def _core_error(exc: BaseException) -> BaseException:
+    """The core's own error inside a Ray error, so the gateway maps it as usual."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, C2SError) and type(seen).__module__.startswith("serving"):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return exc
+
+
+def _translated(exc: Exception, *, engine: bool) -> BaseException:
+    """What a failed handle call means to the gateway: the core's error, or for the
+    engine, unavailability (its replica died or is restarting)."""
+    error = _core_error(exc)
+    if error is not exc or isinstance(exc, C2SError):
+        return error
+    if engine:
+        return EngineUnavailable(f"The engine replica is unavailable: {exc}")
+    return exc
+
+
+class RayStages:
+    """`serving.core.pipeline.Stages` over deployment handles.
+
+    Awaiting a handle call and cancelling the awaiting task does not cancel the remote
+    call, so every path cancels the response itself when its caller is cancelled.
+    """
+
+    def __init__(
+        self,
+        engine: DeploymentHandle,
+        builder: DeploymentHandle,
+        decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
+    ) -> None:
+        self.engine, self.builder, self.decoder = engine, builder, decoder
+        self.embedder = embedder
+
+    @staticmethod
+    async def _call(response: Any, *, engine: bool = False) -> Any:
+        try:
+            return await response
+        except asyncio.CancelledError:
+            response.cancel()
+            raise
+        except Exception as exc:
+            raise _translated(exc, engine=engine) from None
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        return await self._call(self.builder.build.remote(list(jobs), offset))
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        response = self.engine.complete.remote(prompt.token_ids, params)
+        return await self._call(response, engine=True)
+
+    async def stream(
+        self, prompt: PreparedPrompt, params: GenerationParams
+    ) -> AsyncIterator[StepOutput]:
+        steps = self.engine.options(stream=True).generate.remote(prompt.token_ids, params)
+        finished = False
+        try:
+            async for step in steps:
+                finished = step.finished
+                yield step
+        except Exception as exc:
+            raise _translated(exc, engine=True) from None
+        finally:
+            if not finished:
+                steps.cancel()
+
+    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        return await self._call(self.decoder.decode.remote(list(jobs)))
+
+    async def health(self) -> None:
+        await self._call(self.engine.health.remote(), engine=True)
+
+    async def limits(self) -> EngineLimits:
+        return await self._call(self.engine.limits.remote(), engine=True)
+
+    async def engine_load(self) -> int:
+        return await self._call(self.engine.num_unfinished_requests.remote(), engine=True)
+
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return await self._call(self.builder.encode_texts.remote(list(texts)))
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        if self.embedder is None:
+            raise EmbeddingsUnavailable()
+        response = self.embedder.embed.remote([p.token_ids for p in prompts])
+        return await self._call(response, engine=True)
+
+
+class GatewayServer:
+    """The ``Gateway`` ingress: the FastAPI app over `RayStages`."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        engine: DeploymentHandle,
+        builder: DeploymentHandle,
+        decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
+    ) -> None:
+        self.config = config
+        self.stages = RayStages(engine, builder, decoder, embedder)
+
+    def __serve_build_asgi_app__(self):
+        from serving.gateway.app import create_app
+
+        registry = default_registry()
+        if self.config.gateway.template_files:
+            registry = registry.with_templates(self.config.gateway.template_files)
+        return create_app(self.config.gateway, self.stages, registry)
+
+
+def deployment_options(stage: StageConfig, name: str, **actor: Any) -> dict[str, Any]:
+    """Ray Serve options of one deployment from its `StageConfig`."""
+    options: dict[str, Any] = {
+        "name": name,
+        "max_ongoing_requests": stage.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": stage.num_cpus, **actor},
+    }
+    if stage.resources:
+        options["ray_actor_options"]["resources"] = dict(stage.resources)
+    if stage.autoscaling is not None:
+        options["autoscaling_config"] = stage.autoscaling.model_dump()
+    else:
+        options["num_replicas"] = stage.num_replicas
+    return options
+
+
+def with_settings_api_key(config: AppConfig) -> AppConfig:
+    """``config`` with the key from ``C2S_API_KEY`` when it names none.
+
+    Serve config files and KubeRay's ``serveConfigV2`` are plain text and carry no key: on
+    Kubernetes a Secret sets ``C2S_API_KEY`` on the Ray pods, and the app reads it where
+    it is built, as ``c2s serve`` does.
+    """
+    if config.gateway.api_key is not None:
+        return config
+    key = C2SSettings().api_key
+    if key is None:
+        return config
+    gateway = config.gateway.model_copy(update={"api_key": key})
+    return config.model_copy(update={"gateway": gateway})
+
+
+def build_app(args: dict[str, Any] | AppConfig) -> serve.Application:
+    """The Ray Serve application for ``args``, validated as an `AppConfig` first.
+
+    This is the import path of ``serve run`` config files and KubeRay's
+    ``serveConfigV2`` (``serving.ray_serve.deployments:build_app``).
+    """
+    config = args if isinstance(args, AppConfig) else AppConfig.model_validate(args)
+    config = with_settings_api_key(config)
+    model_dir = local_model_dir(config.engine.tokenizer_path)
+    engine_actor = {"num_gpus": config.engine_num_gpus} if config.engine_num_gpus else {}
+    engine = serve.deployment(
+        EngineServer,
+        graceful_shutdown_timeout_s=config.gateway.drain_timeout_s,
+        **deployment_options(config.engine_stage, "Engine", **engine_actor),
+    ).bind(config.engine)
+    builder = serve.deployment(
+        PromptBuilderServer, **deployment_options(config.prompt_builder, "PromptBuilder")
+    ).bind(model_dir, config.engine.max_model_len)
+    decoder = serve.deployment(DecoderServer, **deployment_options(config.decoder, "Decoder")).bind(
+        model_dir
+    )
+    gateway = serve.deployment(
+        serve.ingress()(GatewayServer),
+        graceful_shutdown_timeout_s=config.gateway.drain_timeout_s,
+        **deployment_options(config.gateway_stage, "Gateway"),
+    )
+    embedder = None
+    if config.embedder is not None:
+        embedder = serve.deployment(
+            EmbedderServer, **deployment_options(config.embedder_stage, "Embedder", **engine_actor)
+        ).bind(config.embedder)
+    return gateway.bind(config, engine, builder, decoder, embedder)
