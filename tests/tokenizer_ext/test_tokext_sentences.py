@@ -226,3 +226,6 @@ def test_backed_csr_rows_are_read_straight_from_the_file(pbmc_raw, tmp_path):
                 ours, theirs = source.read_rows(start, stop), reference[start:stop]
                 assert ours.shape == theirs.shape
                 assert (ours != theirs).nnz == 0
+                values = source.read_values(start, stop)  # the input checks' half read
+                assert np.array_equal(values.data, theirs.data)
+                assert np.array_equal(values.indptr, theirs.indptr)
