@@ -48,19 +48,28 @@ def openai_client(base_url: str, timeout_s: float = 600):
     )
 
 
-async def streamed_request(client, request: dict) -> RequestRecord:
-    """Send one streamed completion (``request`` holds ``create``'s keyword arguments)."""
+def _endpoint(client, route: str):
+    return client.chat.completions if route == "chat" else client.completions
+
+
+def _delta_text(choice) -> str | None:
+    return choice.delta.content if hasattr(choice, "delta") else choice.text
+
+
+async def streamed_request(client, request: dict, route: str = "completions") -> RequestRecord:
+    """Send one streamed completion, or chat completion with ``route="chat"``
+    (``request`` holds ``create``'s keyword arguments)."""
     import openai
 
     record = RequestRecord(sent_at=time.perf_counter())
     last = None
     try:
-        stream = await client.completions.create(
+        stream = await _endpoint(client, route).create(
             **request, stream=True, stream_options={"include_usage": True}
         )
         async for chunk in stream:
             now = time.perf_counter()
-            if chunk.choices and chunk.choices[0].text:
+            if chunk.choices and _delta_text(chunk.choices[0]):
                 if record.ttft is None:
                     record.ttft = now - record.sent_at
                 else:
@@ -79,13 +88,13 @@ async def streamed_request(client, request: dict) -> RequestRecord:
     return record
 
 
-async def complete_request(client, request: dict) -> RequestRecord:
-    """One non-streamed completion: E2E and token counts only."""
+async def complete_request(client, request: dict, route: str = "completions") -> RequestRecord:
+    """One non-streamed completion (or chat completion): E2E and token counts only."""
     import openai
 
     record = RequestRecord(sent_at=time.perf_counter())
     try:
-        response = await client.completions.create(**request)
+        response = await _endpoint(client, route).create(**request)
         record.e2e = time.perf_counter() - record.sent_at
         record.prompt_tokens = response.usage.prompt_tokens
         record.output_tokens = response.usage.completion_tokens
@@ -97,15 +106,20 @@ async def complete_request(client, request: dict) -> RequestRecord:
 
 
 async def closed_loop(
-    client, make_request: Callable[[int], dict], concurrency: int, n_requests: int
+    client,
+    make_request: Callable[[int], dict],
+    concurrency: int,
+    n_requests: int,
+    send: Callable = streamed_request,
 ) -> tuple[list[RequestRecord], float]:
-    """``concurrency`` users share ``n_requests``; returns the records and the duration."""
+    """``concurrency`` users share ``n_requests``; returns the records and the duration.
+    ``send(client, request)`` sends one (a streamed completion by default)."""
     counter = iter(range(n_requests))
     records: list[RequestRecord] = []
 
     async def user() -> None:
         for i in counter:
-            records.append(await streamed_request(client, make_request(i)))
+            records.append(await send(client, make_request(i)))
 
     start = time.perf_counter()
     await asyncio.gather(*(user() for _ in range(concurrency)))
@@ -113,14 +127,19 @@ async def closed_loop(
 
 
 async def open_loop(
-    client, make_request: Callable[[int], dict], rate: float, n_requests: int, seed: int = 0
+    client,
+    make_request: Callable[[int], dict],
+    rate: float,
+    n_requests: int,
+    seed: int = 0,
+    send: Callable = streamed_request,
 ) -> tuple[list[RequestRecord], float]:
     """Poisson arrivals at ``rate`` per second, whatever the answers' pace."""
     rng = random.Random(seed)
     tasks = []
     start = time.perf_counter()
     for i in range(n_requests):
-        tasks.append(asyncio.create_task(streamed_request(client, make_request(i))))
+        tasks.append(asyncio.create_task(send(client, make_request(i))))
         if i < n_requests - 1:
             await asyncio.sleep(rng.expovariate(rate))
     records = list(await asyncio.gather(*tasks))

@@ -8,7 +8,7 @@ wrapped (`FixedSampling`) so that it generates exactly the workload's tokens, as
 other path does. Its prompt tokens are checked equal to the workload's.
 
 The bulk job annotates (prediction tasks only), so generation runs the same stages through
-`serving.core.pipeline.run_batch`, which is what the job's runner calls per batch.
+`serving.core.pipeline.fan_out` with plain generation, which is what the job's runner runs.
 
 With ``start_only`` it starts the engine, warms up and exits (warm start); with
 ``ready_file`` it writes that file after the warm-up and waits for a profiler to attach,
@@ -80,7 +80,7 @@ async def wait_for_profiler_to_detach(ready_file: Path, limit_s: float = 300) ->
 
 
 async def measure(spec: dict) -> dict:
-    from serving.core.pipeline import LocalStages, run_batch
+    from serving.core.pipeline import LocalStages, fan_out, generation
     from serving.core.stages import BuildStage, DecodeStage, PromptJob
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
 
@@ -118,7 +118,8 @@ async def measure(spec: dict) -> dict:
                 return done["pipeline_s"], done
             jobs = [PromptJob(task=workload["task"], inputs=i["inputs"]) for i in items]
             begin = time.perf_counter()
-            answered = await run_batch(stages, jobs, lambda _: params, chunk_size=CHUNK_CELLS)
+            answer = generation(stages, lambda _: params)
+            answered = await fan_out(stages, jobs, answer, chunk_size=CHUNK_CELLS)
             seconds = time.perf_counter() - begin
             return seconds, {
                 "prompt_tokens": sum(a.prompt.prompt_tokens for a in answered),
@@ -147,7 +148,7 @@ async def measure(spec: dict) -> dict:
             "runs_with_other_prompt_tokens": differing,
             "how": "AnnotationJob (c2s annotate in-process), time to the last shard"
             if as_job
-            else "run_batch over LocalStages (the bulk job's runner), no job around it",
+            else "fan_out over LocalStages (the bulk job's runner), no job around it",
         }
     engine.shutdown()
     return result

@@ -19,10 +19,12 @@ from benchmarks.plots import write_plots
 from benchmarks.report import format as formats
 from benchmarks.report import sections, suites
 from benchmarks.report.explanations import missed_goals
+from benchmarks.report.overhead import overhead_context
 
 #: the suites this report knows, in report order (others' files are shown when present)
 SUITES = (
     "peers",
+    "serving_overhead",
     "loadtest",
     "long_prompts",
     "profile",
@@ -94,6 +96,7 @@ def _suite_sections(results: dict[str, dict]) -> list[str]:
         "tokenizer": suites.tokenizer_context,
         "bulk": suites.bulk_context,
         "atlas_scaling": suites.atlas_scaling_context,
+        "serving_overhead": overhead_context,
     }
     out = [fill(name, build[name](results[name])) for name in SUITES if name in results]
     out += [

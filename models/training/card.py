@@ -53,6 +53,19 @@ def curve_table(training: dict) -> str:
     return "\n".join(rows)
 
 
+def _regularisation(training: dict) -> str:
+    """What the run did against learning the training cells by heart."""
+    s = training["settings"]
+    if not (s.get("dropout") or s.get("ema_decay") or s.get("gene_dropout")):
+        return ""
+    return f"""Against overfitting the {training["train_cells"]} training cells: dropout {s["dropout"]} (attention and
+hidden), {s["gene_dropout"]:.0%} of a cell's genes dropped at random (order kept) before a cell type
+prediction prompt takes its top genes, and the saved weights are the moving average (decay
+{s["ema_decay"]}) of the trained ones. These settings were fixed before the run; the held-out
+curve below is only logged, and no step or setting was chosen on the held-out cells
+(`--validation-cells` runs a pilot on a split of the training cells instead)."""
+
+
 def _sharing(training: dict) -> str:
     """How busy the machine was, when the run recorded it (CPU seconds per wall second)."""
     if "cpu_seconds" not in training:
@@ -135,6 +148,8 @@ Final training loss {training["final_loss"]:.3f}. Time: {minutes:.1f} minutes fo
 tokenizer and training on a 2-core CPU{_sharing(training)}, plus
 {metrics.get("seconds", 0) / 60:.1f} minutes of evaluation (engine start included).
 {_step_time(training)}
+
+{_regularisation(training)}
 
 {curve_table(training)}
 

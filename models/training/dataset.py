@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,15 +75,28 @@ def describe_cells(labels: Sequence[str]) -> str:
     return f"{ABSTRACT_LEAD} The {len(labels)} {noun} shown are {listed} {noun}"
 
 
-def stratified_split(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the train and held-out parts (80/20, stratified, seed 0)."""
+def stratified_split(
+    labels: Sequence[str], test_size: float | int = HELD_OUT_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the train and held-out parts (80/20 by default, stratified, seed 0)."""
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(len(labels))
     train, held_out = train_test_split(
-        rows, test_size=HELD_OUT_FRACTION, stratify=list(labels), random_state=SPLIT_SEED
+        rows, test_size=test_size, stratify=list(labels), random_state=SPLIT_SEED
     )
     return np.sort(train), np.sort(held_out)
+
+
+def validation_split(data: DemoData, n_cells: int) -> DemoData:
+    """The data of a pilot run: ``n_cells`` training cells (stratified) play the held-out part.
+
+    The 140 held-out cells are left out entirely, so choosing a recipe on this split never
+    looks at them.
+    """
+    train_labels = [data.labels[c] for c in data.train]
+    fit, validation = stratified_split(train_labels, test_size=n_cells)
+    return replace(data, train=data.train[fit], held_out=data.train[validation])
 
 
 def marker_gene_sets(adata, size: int = GENE_SET_SIZE) -> dict[str, tuple[str, ...]]:

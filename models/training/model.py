@@ -16,12 +16,13 @@ class DemoShape:
     max_position_embeddings: int = 8192
 
 
-def gpt_neox_config(vocab_size: int, shape: DemoShape = DemoShape()):
+def gpt_neox_config(vocab_size: int, shape: DemoShape = DemoShape(), dropout: float = 0.0):
     """A ``GPTNeoXConfig`` with Pythia's structure at the demo's size.
 
     As the C2S Pythia checkpoint: rotary on a quarter of each head (``rotary_pct`` 0.25,
     base 10000), parallel residual, 8192 positions with plain RoPE (no ``rope_scaling``),
-    untied embeddings, and bos = eos = 0.
+    untied embeddings, and bos = eos = 0. ``dropout`` (attention and hidden) acts in
+    training only; the engine ignores it.
     """
     from transformers import GPTNeoXConfig
 
@@ -33,8 +34,8 @@ def gpt_neox_config(vocab_size: int, shape: DemoShape = DemoShape()):
         use_parallel_residual=True,
         hidden_act="gelu",
         layer_norm_eps=1e-5,
-        attention_dropout=0.0,
-        hidden_dropout=0.0,
+        attention_dropout=dropout,
+        hidden_dropout=dropout,
         tie_word_embeddings=False,
         bos_token_id=0,
         eos_token_id=0,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from serving.bulk.plan import Shard
+from serving.bulk.rows import CellRow
 from serving.bulk.runners import Answer, RankedRunner, TaskRunner
 from serving.core.label_sets import LabelSet
 from serving.core.tasks.registry import TaskRegistry
@@ -26,8 +27,6 @@ from tokenizer_ext.sentences import ranked_to_sentences
 SINGLE_TASK = "cell_type_prediction"
 GROUP_TASK = "multi_cell_type_prediction"
 TISSUE_TASK = "tissue_prediction"
-
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class ShardAnswerer:
         self.settings = settings
         self.registry = registry
 
-    async def answer(self, ready: ReadyShard) -> list[Row]:
+    async def answer(self, ready: ReadyShard) -> list[CellRow]:
         if self.settings.task == SINGLE_TASK:
             return await self._single(ready)
         return await self._groups(ready)
@@ -99,7 +98,7 @@ class ShardAnswerer:
         n = len(self.registry.get(task).templates)
         return [self.settings.template(row, n) for row in rows]
 
-    async def _single(self, ready: ReadyShard) -> list[Row]:
+    async def _single(self, ready: ReadyShard) -> list[CellRow]:
         rows = ready.shard.rows.tolist()
         live = np.flatnonzero(ready.cells.lengths > 0).tolist()
         templates = self._templates(SINGLE_TASK, [rows[i] for i in live])
@@ -115,7 +114,7 @@ class ShardAnswerer:
             )
         return out
 
-    async def _groups(self, ready: ReadyShard) -> list[Row]:
+    async def _groups(self, ready: ReadyShard) -> list[CellRow]:
         shard = ready.shard
         starts = shard.bounds[:-1].tolist()
         units = shard.units()
@@ -188,25 +187,27 @@ def cell_row(
     answer: Answer,
     prediction: str | None,
     position: int | None = None,
-) -> Row:
-    """The row of a cell answered by ``answer`` (at ``position`` of a group's answer)."""
-    return {
-        "row": row,
-        "cell_id": cell_id,
-        "prediction": prediction,
-        "raw_text": answer.text,
-        "prompt_tokens": answer.prompt_tokens,
-        "output_tokens": answer.output_tokens,
-        "finish_reason": answer.finish_reason,
-        "task": task,
-        "template_index": answer.template_index,
-        "model": answer.model,
-        "status": "ok" if prediction else "no_label",
+    group: GroupFacts | None = None,
+) -> CellRow:
+    """The row of a cell answered by ``answer`` (at ``position`` of ``group``'s answer)."""
+    return CellRow(
+        row=row,
+        cell_id=cell_id,
+        task=task,
+        status="ok" if prediction else "no_label",
+        prediction=prediction,
+        raw_text=answer.text,
+        prompt_tokens=answer.prompt_tokens,
+        output_tokens=answer.output_tokens,
+        finish_reason=answer.finish_reason,
+        template_index=answer.template_index,
+        model=answer.model,
         **label_columns(answer.result, position),
-    }
+        **(group_columns(group) if group else {}),
+    )
 
 
-def label_columns(result: Mapping[str, Any], position: int | None = None) -> Row:
+def label_columns(result: Mapping[str, Any], position: int | None = None) -> dict[str, Any]:
     """A cell's label-set columns: whether its label is in the set and, when labels were
     scored, the top labels and the first one's probability (``position``: the cell's
     place in a group's answer)."""
@@ -222,29 +223,25 @@ def label_columns(result: Mapping[str, Any], position: int | None = None) -> Row
     }
 
 
-def group_cell_row(row: int, cell_id: str, answer: Answer, position: int, group: GroupFacts) -> Row:
-    """The row of the cell at ``position`` of a group answered by ``answer``."""
-    labels = answer.result.get("labels") or []
-    label = labels[position] if position < len(labels) else None
-    tissue = group.tissue.result.get("label") if group.tissue else None
+def group_columns(group: GroupFacts) -> dict[str, Any]:
+    """The columns every cell of a group shares: the group and its tissue answer."""
     return {
-        **cell_row(row, cell_id, GROUP_TASK, answer, label, position),
         "group_id": group.name,
         "group_size": group.size,
-        "tissue": tissue,
+        "tissue": group.tissue.result.get("label") if group.tissue else None,
         "tissue_raw_text": group.tissue.text if group.tissue else None,
     }
 
 
-def empty_row(row: int, cell_id: str, task: str) -> Row:
+def group_cell_row(
+    row: int, cell_id: str, answer: Answer, position: int, group: GroupFacts
+) -> CellRow:
+    """The row of the cell at ``position`` of a group answered by ``answer``."""
+    labels = answer.result.get("labels") or []
+    label = labels[position] if position < len(labels) else None
+    return cell_row(row, cell_id, GROUP_TASK, answer, label, position, group)
+
+
+def empty_row(row: int, cell_id: str, task: str) -> CellRow:
     """The row of a cell without expressed genes: no prompt, no prediction."""
-    return {
-        "row": row,
-        "cell_id": cell_id,
-        "prediction": None,
-        "raw_text": "",
-        "prompt_tokens": 0,
-        "output_tokens": 0,
-        "task": task,
-        "status": "empty_cell",
-    }
+    return CellRow(row=row, cell_id=cell_id, task=task, status="empty_cell")

@@ -33,9 +33,10 @@ from serving.bulk.progress import NullProgress, ProgressListener
 from serving.core.embeddings import (
     EmbeddingStages,
     LocalEmbeddingStages,
-    embed_cells,
+    embedding,
     embedding_job,
 )
+from serving.core.pipeline import fan_out
 from serving.core.tasks.inputs import DEFAULT_GENES_SINGLE, MAX_GENES
 
 #: the ``uns`` key of the provenance record
@@ -102,7 +103,9 @@ async def embed_file(
                 embedding_job(chunk.sentences[i], config.n_genes, organism, config.template_index)
                 for i in live
             ]
-            embedded = await embed_cells(stages, jobs, config.execution.request_cells)
+            embedded = await fan_out(
+                stages, jobs, embedding(stages), chunk_size=config.execution.request_cells
+            )
             tokens += sum(e.prompt_tokens for e in embedded)
             blocks.append((chunk.start + live, [e.values for e in embedded]))
             progress.advance(chunk.stop - chunk.start)

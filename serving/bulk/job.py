@@ -34,8 +34,9 @@ from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.outputs import write_outputs
 from serving.bulk.plan import ShardPlan, group_plan, single_cell_plan
 from serving.bulk.progress import NullProgress, ProgressListener
+from serving.bulk.rows import rows_to_table
 from serving.bulk.runners import TaskRunner
-from serving.bulk.shards import ShardStore, rows_to_table
+from serving.bulk.shards import ShardStore
 from serving.bulk.sizing import (
     GroupSize,
     answer_budget,

@@ -17,6 +17,7 @@ import httpx
 from serving.bulk.errors import RemoteError
 from serving.bulk.runners import Answer
 from serving.core.label_sets import LabelSet
+from serving.core.pipeline import chunked
 from serving.core.protocol import TaskBatchResponse
 
 #: statuses that mean "busy or restarting: try again"
@@ -68,11 +69,14 @@ class GatewayRunner:
         templates: Sequence[int],
         label_set: LabelSet | None = None,
     ) -> list[Answer]:
-        batches = []
-        for template in dict.fromkeys(templates):
-            positions = [i for i, t in enumerate(templates) if t == template]
-            for start in range(0, len(positions), self.request_cells):
-                batches.append((int(template), positions[start : start + self.request_cells]))
+        # one request holds one template index: the chunks of `fan_out`, per template
+        batches = [
+            (int(template), list(part))
+            for template in dict.fromkeys(templates)
+            for _, part in chunked(
+                [i for i, t in enumerate(templates) if t == template], self.request_cells
+            )
+        ]
         responses = await asyncio.gather(
             *(
                 self._post(task, [inputs[i] for i in part], template, label_set)

@@ -1,6 +1,6 @@
 """What the job asks of the serving stack: answer many inputs of one task, in order.
 
-`StagesRunner` runs them through `serving.core.pipeline.run_batch` over any `Stages` (the
+`StagesRunner` runs them through `serving.core.pipeline.fan_out` over any `Stages` (the
 plain classes in this process, or Ray Serve handles); `serving.bulk.remote.GatewayRunner`
 sends them to a gateway's ``POST /v1/tasks/{task}``. Either way the prompts, the engine
 requests and the parsing are the server's own.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from serving.core.label_sets import LabelSet, run_labeled_batch
-from serving.core.pipeline import BatchItem, RankedStages, Stages, answer_built, run_batch
+from serving.core.label_sets import LabelSet, label_set_answer
+from serving.core.pipeline import BatchItem, RankedStages, Stages, fan_out, generation
 from serving.core.stages import PromptJob
 from serving.core.tasks import default_registry
 from tokenizer_ext import GeneVocabulary, RankedCells
@@ -121,13 +121,19 @@ class StagesRunner:
             PromptJob(task=task, inputs=payload, template=int(template))
             for payload, template in zip(inputs, templates, strict=True)
         ]
-        size = self.request_cells
+        params_for = lambda prompt: prompt.params  # noqa: E731 (the tasks' own sampling)
+        if label_set is None:
+            answer = generation(self.stages, params_for)
+        else:
+            answer = await label_set_answer(
+                self.stages, jobs, params_for, label_set=label_set, registry=default_registry()
+            )
         # each chunk reaches the engine as soon as it is built, rather than after the whole
         # batch: the engine starts on a shard's first cells while the rest are being built
-        parts = await asyncio.gather(
-            *(self._run_part(jobs[i : i + size], label_set) for i in range(0, len(jobs), size))
+        items = await fan_out(
+            self.stages, jobs, answer, chunk_size=self.request_cells, build_first=False
         )
-        return [answer for part in parts for answer in part]
+        return [self._answer(item) for item in items]
 
     async def run_ranked(
         self,
@@ -144,26 +150,12 @@ class StagesRunner:
             return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)
         # built in one go (one gather of ids), then answered in request-sized chunks
         prompts = await self.stages.build_ranked(task, cells, vocabulary, fields, templates)
+        answer = generation(self.stages, lambda prompt: prompt.params)
         size = self.request_cells
-        built = [prompts[i : i + size] for i in range(0, len(prompts), size)]
-        items = await answer_built(self.stages, built, lambda prompt: prompt.params)
-        return [self._answer(item) for item in items]
-
-    async def _run_part(self, jobs: list[PromptJob], label_set: LabelSet | None) -> list[Answer]:
-        if label_set is not None:
-            items = await run_labeled_batch(
-                self.stages,
-                jobs,
-                lambda prompt: prompt.params,
-                label_set=label_set,
-                registry=default_registry(),
-                chunk_size=self.request_cells,
-            )
-        else:
-            items = await run_batch(
-                self.stages, jobs, lambda prompt: prompt.params, chunk_size=self.request_cells
-            )
-        return [self._answer(item) for item in items]
+        done = await asyncio.gather(
+            *(answer((), prompts[i : i + size]) for i in range(0, len(prompts), size))
+        )
+        return [self._answer(item) for part in done for item in part]
 
     def _answer(self, item: BatchItem) -> Answer:
         output = item.completion.outputs[0]

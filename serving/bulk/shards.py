@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,45 +25,11 @@ import pyarrow.parquet as pq
 from serving.bulk import atomic
 from serving.bulk.errors import ResumeMismatch
 from serving.bulk.plan import ShardPlan
-
-#: one ranked label of a scored run
-TOP_LABEL = pa.struct(
-    [("label", pa.string()), ("probability", pa.float64()), ("logprob", pa.float64())]
-)
-#: one row per cell; group columns are null in single-cell runs
-ROW_SCHEMA = pa.schema(
-    [
-        ("row", pa.int64()),
-        ("cell_id", pa.string()),
-        ("prediction", pa.string()),
-        ("raw_text", pa.string()),
-        ("prompt_tokens", pa.int32()),
-        ("output_tokens", pa.int32()),
-        ("finish_reason", pa.string()),
-        ("task", pa.string()),
-        ("template_index", pa.int16()),
-        ("model", pa.string()),
-        ("status", pa.string()),
-        ("group_id", pa.string()),
-        ("group_size", pa.int16()),
-        ("tissue", pa.string()),
-        ("tissue_raw_text", pa.string()),
-        # label-set runs: whether the label is in the set; scored runs: the top labels
-        ("in_label_set", pa.bool_()),
-        ("label_score", pa.float64()),
-        ("top_labels", pa.list_(TOP_LABEL)),
-    ]
-)
+from serving.bulk.rows import ROW_SCHEMA
 
 MANIFEST, PROGRESS, SHARDS = "manifest.json", "progress.json", "shards"
 #: files of a run, removed by ``overwrite`` (outputs are replaced when rewritten)
 RUN_FILES = (MANIFEST, PROGRESS)
-
-
-def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """A shard's rows (dicts keyed by `ROW_SCHEMA`'s names) as a table."""
-    columns = {name: [row.get(name) for row in rows] for name in ROW_SCHEMA.names}
-    return pa.table(columns, schema=ROW_SCHEMA)
 
 
 def shard_name(index: int) -> str:

@@ -93,7 +93,9 @@ def serve(
             # replicas' own lines stay in Ray's session logs unless --verbose
             log_to_driver=verbose,
         )
-    ray_serve.start(http_options={"host": host, "port": port})
+    from serving.ray_serve.deployments import SERVE_LOGGING
+
+    ray_serve.start(http_options={"host": host, "port": port}, logging_config=SERVE_LOGGING)
     console.print(
         f"[bold]c2s serve[/bold]: {app_config.engine.model} as '{app_config.gateway.model_name}'"
         f" on http://{host}:{port}"

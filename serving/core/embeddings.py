@@ -1,4 +1,4 @@
-"""Cell embeddings: which prompt embeds a cell, and embedding many cells over the stages.
+"""Cell embeddings: which prompt embeds a cell, and its answer for `serving.core.pipeline.fan_out`.
 
 C2S embeds a cell as the mean of the model's last hidden state over the tokens of its
 cell type prediction prompt (template 0, the cell's first ``n_genes`` genes); unlike
@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from serving.core.pipeline import chunked
+from serving.core.pipeline import ChunkAnswer
 from serving.core.stages import BuildStage, PreparedPrompt, PromptJob
 from serving.engine import Embedder, Embedding
 
@@ -59,15 +59,10 @@ def embedding_job(
     return PromptJob(task=EMBEDDING_TASK, inputs=inputs, template=template)
 
 
-async def embed_cells(
-    stages: EmbeddingStages, jobs: Sequence[PromptJob], chunk_size: int
-) -> list[Embedding]:
-    """Embeddings of ``jobs``, in order: chunks are built and embedded concurrently.
+def embedding(stages: EmbeddingStages) -> ChunkAnswer[Embedding]:
+    """`serving.core.pipeline.fan_out`'s answer for embeddings: a built chunk's vectors."""
 
-    Every chunk is built (validated) before any is embedded, so an invalid cell fails the
-    call without spending engine time.
-    """
-    chunks = chunked(jobs, chunk_size)
-    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
-    embedded = await asyncio.gather(*(stages.embed(prompts) for prompts in built))
-    return [e for chunk in embedded for e in chunk]
+    async def answer(jobs: Sequence[PromptJob], prompts: list[PreparedPrompt]) -> list[Embedding]:
+        return await stages.embed(prompts)
+
+    return answer

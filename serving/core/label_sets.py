@@ -14,8 +14,9 @@ Labels live in the task's answer template, so answers are rendered from it: ``{c
 for one label, ``Cell 1:\\nA.\\nCell 2:\\nB.\\n.`` for per-cell labels. Per-cell labels are
 scored cell after cell, each given the best labels of the cells before it.
 
-`run_labeled_batch` answers a batch over any `serving.core.pipeline.Stages` (in-process, or Ray
-Serve handles), so the gateway and the bulk job share it.
+`label_set_answer` is `serving.core.pipeline.fan_out`'s answer for a label set, over any
+`serving.core.pipeline.Stages` (in-process, or Ray Serve handles), so the gateway and the bulk
+job share it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from serving.core.errors import ConfigError, InvalidRequest
 from serving.core.label_scoring import ScoredLabel, score_labels
-from serving.core.pipeline import BatchItem, Stages, chunked, decode_completions
+from serving.core.pipeline import BatchItem, ChunkAnswer, Stages, decode_completions
 from serving.core.protocol import MAX_LABELS
 from serving.core.stages import DecodedAnswer, PreparedPrompt, PromptJob
 from serving.core.tasks.parsers import OutputKind
@@ -323,30 +324,27 @@ def scored_result(
     return {**result, "in_label_set": True, "label_scores": scores[0]}
 
 
-async def run_labeled_batch(
+async def label_set_answer(
     stages: Stages,
     jobs: Sequence[PromptJob],
     params_for: Callable[[PreparedPrompt], GenerationParams],
     *,
     label_set: LabelSet,
     registry: TaskRegistry,
-    chunk_size: int,
     logprob_tokens: bool = False,
     reconstruct_expression: bool = False,
-) -> list[BatchItem]:
-    """`serving.core.pipeline.run_batch` for prediction tasks against a label set.
+) -> ChunkAnswer[BatchItem]:
+    """`serving.core.pipeline.fan_out`'s answer for prediction tasks against a label set.
 
-    Every prompt is built before any engine work. Free and constrained answers are
-    generated with ``params_for`` (constrained: restricted to the set); scored answers
-    come from `LabelScorer` and carry ``label_scores``. Every result says whether its
-    labels are in the set (``in_label_set``). Results come back in input order.
+    ``jobs`` are checked to be label-set tasks before anything is built. Free and
+    constrained answers are generated with ``params_for`` (constrained: restricted to the
+    set); scored answers come from `LabelScorer` and carry ``label_scores``. Every result
+    says whether its labels are in the set (``in_label_set``).
     """
     shapes = answer_shapes(registry, jobs)
     scorer = None
     if label_set.mode == "scored":
         scorer = await LabelScorer.for_stages(stages, label_set)
-    chunks = chunked(jobs, chunk_size)
-    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
 
     async def answer_one(job: PromptJob, prompt: PreparedPrompt):
         shape = shapes[job.task]
@@ -387,7 +385,4 @@ async def run_labeled_batch(
             items.append(BatchItem(prompt, completion, tuple(answers)))
         return items
 
-    done = await asyncio.gather(
-        *(answer_chunk(chunk, prompts) for (_, chunk), prompts in zip(chunks, built, strict=True))
-    )
-    return [item for chunk in done for item in chunk]
+    return answer_chunk

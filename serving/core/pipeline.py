@@ -2,17 +2,17 @@
 
 `Stages` is what the gateway and the bulk job need from the serving core. `LocalStages`
 wires the plain classes in one process; `serving.ray_serve.deployments.RayStages` wires Ray Serve
-handles. `run_batch` splits a batch into chunks and runs the chunks concurrently, so
-builder and decoder replicas work in parallel while the engine batches continuously;
-results come back in input order.
+handles. `fan_out` is the one fan-out of a batch (chunk, build, answer, gather in order)
+for generation (`generation`), label sets (`serving.core.label_sets.label_set_answer`),
+embeddings (`serving.core.embeddings.embedding`) and the bulk job's runner.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from serving.core.errors import InvalidRequest
 from serving.core.stages import (
@@ -35,6 +35,8 @@ from serving.engine import (
     StepOutput,
 )
 from tokenizer_ext import GeneVocabulary, RankedCells
+
+T = TypeVar("T")
 
 
 class Stages(Protocol):
@@ -191,40 +193,63 @@ def chunked(items: Sequence, size: int) -> list[tuple[int, Sequence]]:
     return [(i, items[i : i + size]) for i in range(0, len(items), size)]
 
 
-async def run_batch(
-    stages: Stages,
+class Builds(Protocol):
+    """What `fan_out` needs of the stages: building chunks of jobs."""
+
+    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+
+
+#: answers one built chunk: its jobs and their prompts in, one result per job out
+ChunkAnswer = Callable[[Sequence[PromptJob], list[PreparedPrompt]], Awaitable[list[T]]]
+
+
+async def fan_out(
+    stages: Builds,
     jobs: Sequence[PromptJob],
-    params_for: Callable[[PreparedPrompt], GenerationParams],
+    answer: ChunkAnswer[T],
     *,
     chunk_size: int,
-    logprob_tokens: bool = False,
-    reconstruct_expression: bool = False,
-) -> list[BatchItem]:
-    """Answer every job, in order, with chunks flowing through the stages concurrently.
+    build_first: bool = True,
+) -> list[T]:
+    """The fan-out of the serving core: chunks of ``jobs`` are built and answered
+    concurrently, so builder and decoder replicas work in parallel while the engine
+    batches continuously; results come back in input order.
 
-    Every prompt is built (and so validated) before any reaches the engine: an invalid
-    item fails the batch without spending engine time.
+    With ``build_first`` every chunk is built (and so validated) before any is answered:
+    an invalid item fails the whole call without spending engine time, as a request must.
+    Without it each chunk is answered as soon as it is built, so a bulk job's first cells
+    reach the engine while the rest are being built.
     """
     chunks = chunked(jobs, chunk_size)
-    built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
-    return await answer_built(stages, built, params_for, logprob_tokens, reconstruct_expression)
+    if build_first:
+        built = await asyncio.gather(*(stages.build(chunk, offset) for offset, chunk in chunks))
+        done = await asyncio.gather(
+            *(answer(chunk, prompts) for (_, chunk), prompts in zip(chunks, built, strict=True))
+        )
+    else:
+
+        async def build_and_answer(offset: int, chunk: Sequence[PromptJob]) -> list[T]:
+            return await answer(chunk, await stages.build(chunk, offset))
+
+        done = await asyncio.gather(*(build_and_answer(o, c) for o, c in chunks))
+    return [item for part in done for item in part]
 
 
-async def answer_built(
+def generation(
     stages: Stages,
-    built: Sequence[list[PreparedPrompt]],
     params_for: Callable[[PreparedPrompt], GenerationParams],
+    *,
     logprob_tokens: bool = False,
     reconstruct_expression: bool = False,
-) -> list[BatchItem]:
-    """Answer chunks of built prompts, in order: each chunk's completions, then its decode."""
+) -> ChunkAnswer[BatchItem]:
+    """`fan_out`'s answer for plain generation: every prompt of a chunk generated with
+    ``params_for(prompt)``, then the chunk's answers parsed in one decode call."""
 
-    async def answer(prompts: list[PreparedPrompt]) -> list[BatchItem]:
+    async def answer(jobs: Sequence[PromptJob], prompts: list[PreparedPrompt]) -> list[BatchItem]:
         completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
         answers = await decode_completions(
             stages, prompts, completions, logprob_tokens, reconstruct_expression
         )
         return [BatchItem(p, c, a) for p, c, a in zip(prompts, completions, answers, strict=True)]
 
-    answered = await asyncio.gather(*(answer(prompts) for prompts in built))
-    return [item for chunk in answered for item in chunk]
+    return answer

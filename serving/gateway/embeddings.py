@@ -10,9 +10,9 @@ import base64
 
 import numpy as np
 
-from serving.core.embeddings import EMBEDDING_TASK, embed_cells, embedding_job
+from serving.core.embeddings import EMBEDDING_TASK, embedding, embedding_job
 from serving.core.errors import InvalidRequest
-from serving.core.pipeline import Stages
+from serving.core.pipeline import Stages, fan_out
 from serving.core.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
 from serving.engine import Embedding
 from serving.gateway.errors import UnknownModel
@@ -50,7 +50,9 @@ class EmbeddingService:
         cells = [request.input] if isinstance(request.input, str) else request.input
         template = request.template_index or 0
         jobs = [embedding_job(c, request.n_genes, request.organism, template) for c in cells]
-        vectors = await embed_cells(self.stages, jobs, self.config.batch_chunk_size)
+        vectors = await fan_out(
+            self.stages, jobs, embedding(self.stages), chunk_size=self.config.batch_chunk_size
+        )
         data = [
             EmbeddingData(
                 index=i, embedding=encode_vector(self._sized(e, request), request.encoding_format)

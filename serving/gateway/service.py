@@ -6,16 +6,15 @@ call it, and tests can too.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from serving.core.errors import InvalidRequest
-from serving.core.label_sets import LabelSet, run_labeled_batch
-from serving.core.pipeline import BatchItem, Stages, run_batch
+from serving.core.label_sets import LabelSet, label_set_answer
+from serving.core.pipeline import BatchItem, Stages, fan_out, generation
 from serving.core.protocol import (
     ChatCompletionChoice,
     ChatCompletionRequest,
@@ -252,8 +251,8 @@ class OpenAIService:
         extra: dict[str, Any] = {"logprobs": logprobs}
         if max_tokens is not None:
             extra["max_tokens"] = max_tokens
-        (item,) = await self._batch_runner(request)(
-            self.stages,
+        (item,) = await self._answer_batch(
+            request,
             [job],
             lambda prompt: self.params(prompt.params, request, **dict(extra)),
             chunk_size=1,
@@ -264,20 +263,42 @@ class OpenAIService:
         )
         return item
 
-    def _batch_runner(self, request: LabelSetFields):
-        """`run_batch`, or `run_labeled_batch` when the request names a label set."""
+    async def _answer_batch(
+        self,
+        request: LabelSetFields,
+        jobs: list[PromptJob],
+        params_for: Callable[[PreparedPrompt], GenerationParams],
+        *,
+        chunk_size: int,
+        logprob_tokens: bool = False,
+        reconstruct_expression: bool = False,
+    ) -> list[BatchItem]:
+        """`fan_out` of ``jobs``: plain generation, or the request's label set."""
         label_set = LabelSet.from_request(request.labels, request.label_mode, request.top_k_labels)
+        options = {
+            "logprob_tokens": logprob_tokens,
+            "reconstruct_expression": reconstruct_expression,
+        }
         if label_set is None:
-            return run_batch
-        if label_set.mode == "scored":
-            logprobs = getattr(request, "logprobs", None)
-            if getattr(request, "n", 1) > 1 or logprobs not in (None, False):
-                raise InvalidRequest(
-                    "label_mode 'scored' ranks labels instead of generating: it takes n=1 "
-                    "and no logprobs (label_scores hold each label's log-probability).",
-                    param="label_mode",
-                )
-        return functools.partial(run_labeled_batch, label_set=label_set, registry=self.registry)
+            answer = generation(self.stages, params_for, **options)
+        else:
+            if label_set.mode == "scored":
+                logprobs = getattr(request, "logprobs", None)
+                if getattr(request, "n", 1) > 1 or logprobs not in (None, False):
+                    raise InvalidRequest(
+                        "label_mode 'scored' ranks labels instead of generating: it takes n=1 "
+                        "and no logprobs (label_scores hold each label's log-probability).",
+                        param="label_mode",
+                    )
+            answer = await label_set_answer(
+                self.stages,
+                jobs,
+                params_for,
+                label_set=label_set,
+                registry=self.registry,
+                **options,
+            )
+        return await fan_out(self.stages, jobs, answer, chunk_size=chunk_size)
 
     # ------------------------------------------------------------------ streaming
 
@@ -322,8 +343,8 @@ class OpenAIService:
             top_k=request.top_k,
             seed=request.seed,
         )
-        items = await self._batch_runner(request)(
-            self.stages,
+        items = await self._answer_batch(
+            request,
             jobs,
             lambda p: self.params(p.params, sampling),
             chunk_size=self.config.batch_chunk_size,

@@ -41,6 +41,11 @@ class GatewayConfig(StrictModel):
         The Retry-After hint sent with 429/503.
     batch_chunk_size
         Inputs per chunk when a batch is fanned out to builder and decoder replicas.
+    inline_max_items
+        Chunks of at most this many prompts (or answers) are built (or parsed) in the
+        gateway's own process, with the plain classes the PromptBuilder and Decoder
+        replicas run: for one small request a Ray hop costs more CPU than the work
+        (``serving_overhead`` benchmark). ``0`` sends every chunk to the replicas.
     drain_timeout_s
         How long shutdown waits for in-flight requests.
     template_files
@@ -58,6 +63,7 @@ class GatewayConfig(StrictModel):
     max_inflight_requests: int = Field(default=256, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     batch_chunk_size: int = Field(default=64, ge=1)
+    inline_max_items: int = Field(default=4, ge=0)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     template_files: dict[str, str] = Field(default_factory=dict)
     health_timeout_s: float = Field(default=5.0, gt=0)

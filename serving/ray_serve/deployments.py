@@ -138,6 +138,10 @@ def _translated(exc: Exception, *, engine: bool) -> BaseException:
 class RayStages:
     """`serving.core.pipeline.Stages` over deployment handles.
 
+    With ``inline`` (the plain build and decode stages in this process), chunks of at
+    most ``inline_max_items`` are built and parsed here instead of on the replicas: one
+    small request then makes a single Ray call, to the engine. Batches still fan out.
+
     Awaiting a handle call and cancelling the awaiting task does not cancel the remote
     call, so every path cancels the response itself when its caller is cancelled.
     """
@@ -148,9 +152,14 @@ class RayStages:
         builder: DeploymentHandle,
         decoder: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
+        *,
+        inline: tuple[BuildStage, DecodeStage] | None = None,
+        inline_max_items: int = 0,
     ) -> None:
         self.engine, self.builder, self.decoder = engine, builder, decoder
         self.embedder = embedder
+        self.inline = inline
+        self.inline_max_items = inline_max_items if inline is not None else 0
 
     @staticmethod
     async def _call(response: Any, *, engine: bool = False) -> Any:
@@ -163,6 +172,8 @@ class RayStages:
             raise _translated(exc, engine=engine) from None
 
     async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+        if len(jobs) <= self.inline_max_items:
+            return self.inline[0].build(jobs, offset)
         return await self._call(self.builder.build.remote(list(jobs), offset))
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
@@ -185,6 +196,8 @@ class RayStages:
                 steps.cancel()
 
     async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+        if len(jobs) <= self.inline_max_items:
+            return self.inline[1].decode(jobs)
         return await self._call(self.decoder.decode.remote(list(jobs)))
 
     async def health(self) -> None:
@@ -197,6 +210,8 @@ class RayStages:
         return await self._call(self.engine.num_unfinished_requests.remote(), engine=True)
 
     async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        if self.inline is not None:  # tokenising a few answer texts: cheaper than a hop
+            return self.inline[0].encode_texts(texts)
         return await self._call(self.builder.encode_texts.remote(list(texts)))
 
     async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
@@ -218,7 +233,22 @@ class GatewayServer:
         embedder: DeploymentHandle | None = None,
     ) -> None:
         self.config = config
-        self.stages = RayStages(engine, builder, decoder, embedder)
+        inline = None
+        if config.gateway.inline_max_items:
+            model_dir = local_model_dir(config.engine.tokenizer_path)
+            max_len = config.engine.max_model_len
+            inline = (
+                BuildStage.from_model(model_dir, max_model_len=max_len),
+                DecodeStage.from_model(model_dir),
+            )
+        self.stages = RayStages(
+            engine,
+            builder,
+            decoder,
+            embedder,
+            inline=inline,
+            inline_max_items=config.gateway.inline_max_items,
+        )
 
     def __serve_build_asgi_app__(self):
         from serving.gateway.app import create_app
@@ -229,12 +259,18 @@ class GatewayServer:
         return create_app(self.config.gateway, self.stages, registry)
 
 
+#: Ray Serve's per-request access log line costs each replica CPU on every call (of the
+#: Gateway, Engine, PromptBuilder and Decoder alike); the gateway's metrics count requests
+SERVE_LOGGING = {"enable_access_log": False}
+
+
 def deployment_options(stage: StageConfig, name: str, **actor: Any) -> dict[str, Any]:
     """Ray Serve options of one deployment from its `StageConfig`."""
     options: dict[str, Any] = {
         "name": name,
         "max_ongoing_requests": stage.max_ongoing_requests,
         "ray_actor_options": {"num_cpus": stage.num_cpus, **actor},
+        "logging_config": SERVE_LOGGING,
     }
     if stage.resources:
         options["ray_actor_options"]["resources"] = dict(stage.resources)

@@ -15,3 +15,14 @@ PBMC_LABELS = (
     "CD8+/CD45RA+ Naive Cytotoxic",
     "Dendritic",
 )
+
+
+async def answer_with_label_set(stages, jobs, params_for, *, label_set, registry, chunk_size):
+    """`fan_out` of ``jobs`` with the label set's answer, as the gateway runs it."""
+    from serving.core.label_sets import label_set_answer
+    from serving.core.pipeline import fan_out
+
+    answer = await label_set_answer(
+        stages, jobs, params_for, label_set=label_set, registry=registry
+    )
+    return await fan_out(stages, jobs, answer, chunk_size=chunk_size)

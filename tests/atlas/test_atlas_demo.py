@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from models.training.dataset import ORGANISM
-from serving.core.embeddings import LocalEmbeddingStages, embed_cells, embedding_job
-from serving.core.label_sets import LabelSet, run_labeled_batch
-from serving.core.pipeline import run_batch
+from serving.core.embeddings import LocalEmbeddingStages, embedding, embedding_job
+from serving.core.label_sets import LabelSet
+from serving.core.pipeline import fan_out, generation
 from serving.core.stages import PromptJob
 from serving.core.tasks import default_registry
+from tests.atlas.label_data import answer_with_label_set
 
 pytestmark = pytest.mark.engine
 
@@ -68,7 +69,7 @@ def held_out_jobs(data) -> list[PromptJob]:
 
 async def labeled(stages, data, mode: str, top_k: int = 3):
     labels = tuple(sorted(set(data.labels)))
-    return await run_labeled_batch(
+    return await answer_with_label_set(
         stages,
         held_out_jobs(data),
         lambda prompt: prompt.params,
@@ -86,7 +87,8 @@ def accuracy(items, truth) -> float:
 
 async def test_scored_accuracy_at_least_free_and_scores_are_probabilities(demo_stages, data):
     truth = [data.labels[i] for i in data.held_out]
-    free = await run_batch(demo_stages, held_out_jobs(data), lambda p: p.params, chunk_size=32)
+    answer = generation(demo_stages, lambda p: p.params)
+    free = await fan_out(demo_stages, held_out_jobs(data), answer, chunk_size=32)
     free_accuracy = accuracy(free, truth)
     scored = await labeled(demo_stages, data, "scored", top_k=len(set(data.labels)))
     scored_accuracy = accuracy(scored, truth)
@@ -111,7 +113,9 @@ async def test_knn_on_embeddings_is_well_above_the_majority_baseline(demo_stages
     rows = np.concatenate([data.train, data.held_out])
     jobs = [embedding_job(data.sentences[i], GENES, ORGANISM) for i in rows]
     stages = LocalEmbeddingStages(demo_stages.builder, demo_stages.embedder)
-    vectors = np.stack([e.values for e in await embed_cells(stages, jobs, chunk_size=64)])
+    vectors = np.stack(
+        [e.values for e in await fan_out(stages, jobs, embedding(stages), chunk_size=64)]
+    )
     labels = np.asarray(data.labels)
     n_train = len(data.train)
     knn = KNeighborsClassifier(n_neighbors=KNN_K).fit(vectors[:n_train], labels[data.train])

@@ -17,13 +17,13 @@ import pytest
 from serving.bulk import ExecutionConfig
 from serving.bulk.embed import EmbedConfig, embed_file
 from serving.core.embeddings import LocalEmbeddingStages
-from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet, run_labeled_batch
+from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet
 from serving.core.stages import PromptJob
 from serving.core.tasks import default_registry
 from serving.engine import EngineConfig
 from serving.gateway.app import create_app
 from serving.ray_serve.config import GatewayConfig
-from tests.atlas.label_data import PBMC_LABELS
+from tests.atlas.label_data import PBMC_LABELS, answer_with_label_set
 from tests.jobs.conftest import small_adata
 from tests.task_inputs import CELL, CELLS
 from tokenizer_ext import cell_sentences
@@ -77,7 +77,7 @@ async def test_constrained_answers_are_always_in_the_set(tiny_stages, task):
         if task == "cell_type_prediction"
         else [{"cells": sentences[i : i + 3], "n_genes": 5} for i in range(3)]
     )
-    items = await run_labeled_batch(
+    items = await answer_with_label_set(
         tiny_stages,
         [PromptJob(task, payload) for payload in inputs],
         lambda prompt: prompt.params,

@@ -14,14 +14,13 @@ from serving.core.label_sets import (
     LabelSet,
     constrained_params,
     read_label_file,
-    run_labeled_batch,
     with_membership,
 )
 from serving.core.stages import PromptJob
 from serving.core.tasks import default_registry
 from serving.engine import GenerationParams
 from serving.testing.fake_engine import hashed_logprob
-from tests.atlas.label_data import PBMC_LABELS
+from tests.atlas.label_data import PBMC_LABELS, answer_with_label_set
 from tests.task_inputs import CELL, CELLS
 
 REGISTRY = default_registry()
@@ -133,11 +132,11 @@ async def test_per_cell_scoring_follows_the_best_labels_before(fake_stages):
     assert all(len(slot) == 2 for slot in answer.ranked)
 
 
-async def test_run_labeled_batch_modes(fake_stages):
+async def test_label_set_answer_modes(fake_stages):
     jobs = [PromptJob(task="cell_type_prediction", inputs={"cell": CELL})] * 3
 
     async def run(mode, labels=("B cell", "T cell")):
-        return await run_labeled_batch(
+        return await answer_with_label_set(
             fake_stages,
             jobs,
             lambda prompt: prompt.params,
@@ -158,7 +157,7 @@ async def test_run_labeled_batch_modes(fake_stages):
         assert math.fsum(s["probability"] for s in result["label_scores"]) == pytest.approx(1.0)
         assert item.completion.text == f"{result['label']}."
     with pytest.raises(InvalidRequest, match="raw prompts"):
-        await run_labeled_batch(
+        await answer_with_label_set(
             fake_stages,
             [PromptJob(raw_prompt="hello")],
             lambda p: p.params,

@@ -83,3 +83,27 @@ def test_model_card_reports_the_measured_numbers():
         line.split("`")[1] for line in card.splitlines() if line.startswith("| `")
     }
     assert "make demo-model" in card
+
+
+def test_the_recipe_defaults_are_the_committed_checkpoints():
+    """`make demo-model` must rebuild these weights: its defaults are their training.json."""
+    from dataclasses import asdict
+
+    from models.training.examples import TASK_WEIGHTS
+    from models.training.train import TrainSettings
+
+    recorded = json.loads((DEMO / "training.json").read_text())
+    defaults = asdict(TrainSettings())
+    assert {k: defaults[k] for k in recorded["settings"]} == recorded["settings"]
+    # settings added after the run default to off, which is what the run did
+    assert all(not defaults[k] for k in defaults.keys() - recorded["settings"].keys())
+    assert recorded["task_weights"] == TASK_WEIGHTS
+
+
+def test_every_setting_can_be_overridden_for_a_pilot():
+    from models.training.train import TrainSettings, parse_args
+
+    assert parse_args([])[1] == TrainSettings()
+    out, pilot = parse_args(["--out", "/tmp/p", "--validation-cells", "112", "--dropout", "0.1"])
+    assert (str(out), pilot.validation_cells, pilot.dropout) == ("/tmp/p", 112, 0.1)
+    assert pilot.steps == TrainSettings().steps

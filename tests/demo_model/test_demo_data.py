@@ -7,7 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.training.dataset import TISSUE, describe_cells, gene_set_name, load_demo_data
+from models.training.dataset import (
+    TISSUE,
+    describe_cells,
+    gene_set_name,
+    load_demo_data,
+    validation_split,
+)
 from models.training.examples import TASK_WEIGHTS, ExampleDrawer
 from serving.core.tasks import default_registry
 
@@ -70,3 +76,29 @@ def test_examples_are_reproducible(data):
     assert len(typing) == 140 and all(
         data.sentences.index(e.payload["cell"]) in held_out for e in typing
     )
+
+
+def test_gene_dropout_keeps_the_ranking_and_spares_evaluation(data):
+    registry = default_registry()
+    drawer = ExampleDrawer(data, data.train, registry, seed=0, gene_dropout=0.15)
+    for _ in range(20):
+        kept = drawer.draw("cell_type_prediction").payload["cell"].split(" ")
+        ranked = next(
+            s.split(" ")
+            for s in (data.sentences[c] for c in data.train)
+            if kept[0] in s and set(kept) <= set(s.split(" "))
+        )
+        assert kept == [g for g in ranked if g in set(kept)]  # order kept
+        assert 0.7 * len(ranked) < len(kept) < len(ranked)
+    # evaluation prompts carry the whole sentence whatever the drawer's setting
+    typing = drawer.cell_type_examples(200)
+    assert [e.payload["cell"] for e in typing] == [data.sentences[c] for c in data.train]
+
+
+def test_validation_split_never_touches_the_held_out_cells(data):
+    pilot = validation_split(data, 112)
+    assert (len(pilot.train), len(pilot.held_out)) == (448, 112)
+    assert set(pilot.train) | set(pilot.held_out) == set(data.train)
+    assert not set(pilot.held_out) & set(data.held_out)
+    labels = np.asarray(data.labels)
+    assert Counter(labels[pilot.held_out])["Dendritic"] == round(112 * 192 / 560)

@@ -4,6 +4,7 @@ over loopback with the official openai client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from serving.testing.ray_head import LOOPBACK_CLIENT_ENV, RayHead, free_port_range
 from tests.integration.conftest import free_port
 from tests.task_inputs import CELL
 
@@ -25,10 +27,19 @@ STARTUP_LIMIT_S = 420
 
 
 @pytest.fixture(scope="module")
-def ray_gateway(tiny_checkpoint, tmp_path_factory):
+def ray_head(tmp_path_factory):
+    """A Ray head of this module's own on loopback, so the bulk job can join it."""
+    logs = tmp_path_factory.mktemp("ray-head")
+    with RayHead(f"test-{os.getpid()}", free_port_range(80), 8, logs / "ray.log") as head:
+        yield head
+
+
+@pytest.fixture(scope="module")
+def ray_gateway(tiny_checkpoint, tmp_path_factory, ray_head):
     port = free_port()
     log = tmp_path_factory.mktemp("c2s-serve") / "serve.log"
     env = {**os.environ, "C2S_API_KEY": "test-key", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.update(LOOPBACK_CLIENT_ENV)
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
@@ -43,6 +54,8 @@ def ray_gateway(tiny_checkpoint, tmp_path_factory):
                 "--embeddings",
                 "--served-model-name",
                 BASE,
+                "--address",
+                ray_head.address,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -180,3 +193,81 @@ async def test_label_sets_and_embeddings_through_the_deployments(client, ray_gat
     assert len(embedded.data) == 2 and len(embedded.data[0].embedding) == 128
     again = await client.embeddings.create(model=BASE, input=CELL)
     assert again.data[0].embedding == embedded.data[0].embedding
+
+
+#: the bulk job's runner in ray mode (what `c2s annotate --ray-address` runs per batch)
+BULK_RAY_RUNNER = """
+import asyncio, dataclasses, json, sys
+from serving.bulk.backends import open_runner
+from serving.bulk.config import ExecutionConfig
+
+async def main():
+    inputs = json.loads(sys.argv[2])
+    execution = ExecutionConfig(mode="ray", ray_address=sys.argv[1], request_cells=4)
+    async with open_runner(execution) as runner:
+        answers = await runner.run("cell_type_prediction", inputs, [0] * len(inputs))
+    print(json.dumps([dataclasses.asdict(a) for a in answers]))
+
+asyncio.run(main())
+"""
+
+
+async def test_every_path_gives_the_same_answers(
+    client, ray_gateway, ray_head, engine, tiny_checkpoint
+):
+    """In-process stages, single requests over Ray (built and parsed in the gateway), a
+    batch over Ray (chunks on the replicas) and the bulk job's ray mode answer the same
+    cells alike: text, token counts and typed result."""
+    from serving.core.pipeline import LocalStages, fan_out, generation
+    from serving.core.stages import BuildStage, DecodeStage, PromptJob
+
+    inputs = [{"cell": " ".join(CELL.split()[i:] + CELL.split()[:i])} for i in range(6)]
+    stages = LocalStages(
+        BuildStage.from_model(tiny_checkpoint), engine, DecodeStage.from_model(tiny_checkpoint)
+    )
+    jobs = [PromptJob("cell_type_prediction", i) for i in inputs]
+    local = await fan_out(stages, jobs, generation(stages, lambda p: p.params), chunk_size=4)
+    expected = [
+        (
+            i.completion.text,
+            i.prompt.prompt_tokens,
+            i.completion.completion_tokens,
+            i.answers[0].result,
+        )
+        for i in local
+    ]
+    singles = await asyncio.gather(
+        *(
+            client.completions.create(
+                model=f"{BASE}/cell_type_prediction", prompt="", extra_body={"inputs": i}
+            )
+            for i in inputs
+        )
+    )
+    assert [
+        (s.choices[0].text, s.usage.prompt_tokens, s.usage.completion_tokens, s.choices[0].result)
+        for s in singles
+    ] == expected
+    async with httpx.AsyncClient(
+        base_url=ray_gateway, headers={"Authorization": "Bearer test-key"}, timeout=120
+    ) as http:
+        batch = await http.post(
+            "/v1/tasks/cell_type_prediction", json={"inputs": inputs, "include_text": True}
+        )
+    assert batch.status_code == 200, batch.text
+    assert [
+        (d["text"], d["prompt_tokens"], d["completion_tokens"], d["result"])
+        for d in batch.json()["data"]
+    ] == expected
+    bulk = subprocess.run(
+        [sys.executable, "-c", BULK_RAY_RUNNER, ray_head.address, json.dumps(inputs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **LOOPBACK_CLIENT_ENV},
+    )
+    assert bulk.returncode == 0, bulk.stderr[-3000:]
+    rows = json.loads(bulk.stdout.strip().splitlines()[-1])
+    assert [
+        (r["text"], r["prompt_tokens"], r["output_tokens"], r["result"]) for r in rows
+    ] == expected

@@ -11,7 +11,7 @@ import pytest
 
 from serving.bulk import AnnotationJob
 from serving.bulk.annotated import UNS_KEY
-from serving.bulk.shards import ROW_SCHEMA
+from serving.bulk.rows import ROW_SCHEMA
 from tests.jobs.fakes import MODEL_NAME, TISSUE, fake_runner, fake_stages, job_config
 from tokenizer_ext import cell_sentences
 

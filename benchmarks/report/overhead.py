@@ -1,0 +1,167 @@
+"""The ``serving_overhead`` section: rows and values from its JSON only."""
+
+from __future__ import annotations
+
+from benchmarks.report.format import fmt, latency
+
+#: roles in table order, with their column names
+ROLE_COLUMNS = (
+    ("api_server", "vLLM API server"),
+    ("proxy", "proxy"),
+    ("gateway", "gateway"),
+    ("builder", "builder"),
+    ("decoder", "decoder"),
+    ("engine_replica", "engine replica"),
+    ("controller", "controller"),
+    ("gcs", "GCS"),
+    ("raylet", "raylet"),
+    ("ray_other", "other Ray"),
+    ("bulk_job", "bulk job"),
+)
+
+
+def _loop_row(label: str, d: dict | None) -> list:
+    if not d:
+        return [label, *["failed"] * 7]
+    cpu = d["cpu_ms_per_request"]
+    return [
+        label,
+        d.get("concurrency") or f"Poisson {fmt(d.get('offered_rate'), 1)}/s",
+        fmt(d["requests_per_s"], 1),
+        latency(d["ttft_ms"]),
+        latency(d["e2e_ms"]),
+        f"{fmt(d['mean_prompt_tokens'], 0)} / {fmt(d['mean_output_tokens'], 1)}",
+        fmt(cpu["above_engine"], 1),
+        fmt(cpu["engine"], 1),
+    ]
+
+
+def _cpu_row(label: str, cpu: dict | None) -> list:
+    by_role = (cpu or {}).get("by_role", {})
+    return [label, *(fmt(by_role.get(role), 1) for role, _ in ROLE_COLUMNS)]
+
+
+def overhead_context(data: dict) -> dict:
+    if "skipped" in data:
+        return {"not_measured": data["skipped"]}
+    a, c2s = data.get("a_vllm") or {}, data.get("c2s") or {}
+    loops = [
+        _loop_row("(a) vLLM, completions, streamed", a.get("closed_loop")),
+        _loop_row("(a) vLLM, same offered load", a.get("open_loop")),
+    ]
+    cpu = [
+        _cpu_row(
+            "(a) vLLM, completions, streamed",
+            (a.get("closed_loop") or {}).get("cpu_ms_per_request"),
+        )
+    ]
+    for key, d in (c2s.get("openai") or {}).items():
+        label = f"(b) c2s {key.replace('_', ', ')}"
+        loops.append(_loop_row(label, d))
+        cpu.append(_cpu_row(label, d["cpu_ms_per_request"]))
+    loops.append(_loop_row("(b) c2s completions, same offered load", c2s.get("open_loop")))
+    batch_rows = [
+        [
+            f"{b['cells_per_request']} x {b['in_flight']}",
+            fmt(b["cells_per_s"], 1),
+            latency(b["e2e_ms"]),
+            f"{fmt(b['mean_prompt_tokens'], 0)} / {fmt(b['mean_output_tokens'], 1)}",
+            fmt(b["cpu_ms_per_cell"]["above_engine"], 2),
+            fmt(b["cpu_ms_per_cell"]["engine"], 2),
+        ]
+        for b in c2s.get("batch") or []
+    ]
+    for b in c2s.get("batch") or []:
+        cpu.append(
+            _cpu_row(
+                f"(c) batch {b['cells_per_request']} x {b['in_flight']}, per cell",
+                b["cpu_ms_per_cell"],
+            )
+        )
+    bulk_rows = []
+    for label, d in (
+        ("(d) bulk, ray mode", c2s.get("bulk_ray")),
+        ("(d) bulk, local mode", data.get("bulk_local")),
+    ):
+        if not d or "error" in d:
+            bulk_rows.append([label, "failed", "—", "—", "—"])
+            continue
+        bulk_rows.append(
+            [
+                label,
+                d["cells"],
+                fmt(d["cells_per_s"], 1),
+                fmt(d["job_process_cpu_ms_per_cell"], 1),
+                fmt(d["server_cpu_ms_per_cell"]["above_engine"], 2),
+            ]
+        )
+    goals = [
+        [
+            g["text"],
+            g["target"],
+            fmt(g["ratio"]),
+            {True: "**met**", False: "**missed**", None: "not measured"}[g["met"]],
+        ]
+        for g in data.get("goals") or []
+    ]
+    profile_rows = [
+        [
+            role,
+            p["samples"],
+            f"{fmt(100 * p['our_code_share'], 1)}%" if p.get("our_code_share") is not None else "—",
+            ", ".join(
+                f"{name} {fmt(ms, 1)}"
+                for name, ms in list(_threads(p, data["plan"]["requests"]).items())[:5]
+            ),
+            ", ".join(
+                f"`{f['frame']}` {fmt(100 * f['share'], 0)}%" for f in p["top_files_inclusive"][:4]
+            ),
+        ]
+        for role, p in (c2s.get("profile") or {}).items()
+    ]
+    return {
+        "not_measured": None,
+        "profile_rows": profile_rows,
+        "step_rows": _step_rows(data.get("steps") or {}),
+        "steps_note": (data.get("steps") or {}).get("note"),
+        "data": data,
+        "loop_rows": loops,
+        "cpu_header": ["path", *(name for _, name in ROLE_COLUMNS)],
+        "cpu_rows": cpu,
+        "batch_rows": batch_rows,
+        "bulk_rows": bulk_rows,
+        "goal_rows": goals,
+        "errors": data.get("errors") or {},
+    }
+
+
+def _threads(profile: dict, requests: int) -> dict:
+    """CPU ms per request by thread; runs that kept the loop's total are divided by its
+    request count."""
+    if "thread_cpu_ms_per_request" in profile:
+        return profile["thread_cpu_ms_per_request"]
+    return {k: round(v / requests, 2) for k, v in (profile.get("thread_cpu_ms") or {}).items()}
+
+
+def _step_rows(steps: dict) -> list[list]:
+    """One row per server variant and route: CPU above the engine, its ratio to (a) in the
+    same run, the main roles, and throughput's ratio to (a)."""
+    rows = []
+    for name, v in (steps.get("variants") or {}).items():
+        for key in ("completions_stream", "completions_plain"):
+            b = v[key]
+            roles = b["by_role"]
+            rows.append(
+                [
+                    f"`{name}`",
+                    key.replace("_", ", "),
+                    fmt(b["cpu_above_engine"], 1),
+                    f"{fmt(b['cpu_ratio_to_a'])}x",
+                    " / ".join(
+                        fmt(roles.get(r), 1) for r in ("gateway", "proxy", "engine_replica")
+                    ),
+                    fmt((roles.get("builder") or 0) + (roles.get("decoder") or 0), 1),
+                    f"{fmt(b['throughput_ratio_to_a'])}x",
+                ]
+            )
+    return rows
