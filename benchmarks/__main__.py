@@ -44,7 +44,15 @@ def run_label_scoring(options: SuiteOptions) -> None:
 
 
 def _suites() -> dict:
-    from benchmarks import bulk_bench, loadtest, long_prompts, peers, profiling, serving_overhead
+    from benchmarks import (
+        atlas_scaling,
+        bulk_bench,
+        loadtest,
+        long_prompts,
+        peers,
+        profiling,
+        serving_overhead,
+    )
 
     return {
         "peers": peers.run,
@@ -54,6 +62,7 @@ def _suites() -> dict:
         "label_scoring": run_label_scoring,
         "tokenizer": run_tokenizer,
         "bulk": bulk_bench.run,
+        "atlas_scaling": atlas_scaling.run,
         "serving_overhead": serving_overhead.run,
     }
 
@@ -67,6 +76,7 @@ DEFAULT_SUITES = (
     "profile",
     "label_scoring",
     "bulk",
+    "atlas_scaling",
     "serving_overhead",
 )
 QUICK_SUITES = (*DEFAULT_SUITES, "tokenizer")

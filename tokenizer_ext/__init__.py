@@ -24,7 +24,8 @@ from tokenizer_ext.inverse import (
     fit_rank_expression,
     reconstruct_expression,
 )
-from tokenizer_ext.prompt_ids import PromptBatch, PromptEncoder, PromptIds
+from tokenizer_ext.prompt_ids import PromptEncoder, PromptIds
+from tokenizer_ext.prompt_pieces import PromptBatch
 from tokenizer_ext.ranking import TIE_BREAKS, RankedCells, advance_c2s_rng, rank_csr
 from tokenizer_ext.sentences import (
     RankedChunk,

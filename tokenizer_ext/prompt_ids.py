@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tokenizer_ext.errors import TemplateError, TokenizationMismatchError
+from tokenizer_ext.prompt_pieces import PromptBatch, SegmentTable, layout_gap
 from tokenizer_ext.ranking import RankedCells
 from tokenizer_ext.templates import CELL_SENTENCE, PromptTemplate
 from tokenizer_ext.token_cache import GeneTokenCache, _as_words
@@ -54,117 +54,6 @@ class PromptIds:
     def n_tokens(self) -> int:
         """Prompt length in tokens."""
         return len(self.ids)
-
-
-@dataclass(frozen=True)
-class PromptBatch:
-    """Token ids of many prompts, stored flat.
-
-    Attributes
-    ----------
-    ids : numpy.ndarray
-        ``int32`` ids of all prompts, concatenated.
-    offsets : numpy.ndarray
-        ``int64`` boundaries (``len + 1``) into ``ids``.
-    """
-
-    ids: np.ndarray
-    offsets: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> list[int]:
-        return self.ids[self.offsets[i] : self.offsets[i + 1]].tolist()
-
-    @property
-    def n_tokens(self) -> np.ndarray:
-        """Token count of each prompt."""
-        return np.diff(self.offsets)
-
-    def to_lists(self) -> list[list[int]]:
-        """Every prompt's ids as a Python list (what an engine's ``prompt_token_ids`` takes)."""
-        # Gathering shared int objects is about twice as fast as creating new ones (tolist).
-        flat = _python_ints(int(self.ids.max(initial=0)) + 1)[self.ids]
-        bounds = self.offsets.tolist()
-        return [flat[a:b].tolist() for a, b in itertools.pairwise(bounds)]
-
-
-_INT_OBJECTS = np.arange(0, dtype=object)
-
-
-def _python_ints(n: int) -> np.ndarray:
-    """Object array holding the Python ints ``0..n-1`` (grown on demand, shared)."""
-    global _INT_OBJECTS
-    if len(_INT_OBJECTS) < n:
-        _INT_OBJECTS = np.array(range(max(n, 2 * len(_INT_OBJECTS))), dtype=object)
-    return _INT_OBJECTS
-
-
-@dataclass(frozen=True)
-class _GapLayout:
-    """A fixed-text gap cut at its first and last split points."""
-
-    head: str  # glued after the last gene of the run before
-    middle: str  # tokenised on its own
-    tail: str  # glued before the first gene of the run after
-    splittable: bool  # False: a gap between two runs without a split point
-
-
-@lru_cache(maxsize=4096)
-def _layout_gap(gap: str, run_before: bool, run_after: bool) -> _GapLayout:
-    points = _split_points(gap, run_before, run_after)
-    if run_before and run_after and not points:
-        return _GapLayout(gap, "", "", splittable=False)
-    start = (points[0] if points else len(gap)) if run_before else 0
-    end = (points[-1] if points else 0) if run_after else len(gap)
-    return _GapLayout(gap[:start], gap[start:end], gap[end:], splittable=True)
-
-
-def _split_points(gap: str, run_before: bool, run_after: bool) -> list[int]:
-    """Indices of single spaces whose neighbours (genes included) are not whitespace."""
-    points = []
-    last = len(gap) - 1
-    for i, ch in enumerate(gap):
-        if ch != " ":
-            continue
-        left_ok = (i > 0 and not gap[i - 1].isspace()) or (i == 0 and run_before)
-        right_ok = (i < last and not gap[i + 1].isspace()) or (i == last and run_after)
-        if left_ok and right_ok:
-            points.append(i)
-    return points
-
-
-@dataclass
-class _SegmentTable:
-    """Token ids of genes (segments ``0..V-1``) plus cached text pieces (``V..``)."""
-
-    gene_ids: np.ndarray
-    gene_offsets: np.ndarray
-    extra_index: dict[str, int] = field(default_factory=dict)
-    extra_ids: list[np.ndarray] = field(default_factory=list)
-    _flat: np.ndarray | None = None
-    _starts: np.ndarray | None = None
-    _lengths: np.ndarray | None = None
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(flat ids, start, length)`` of every segment, rebuilt after additions."""
-        if self._flat is None:
-            extra_lengths = np.fromiter((len(a) for a in self.extra_ids), np.int64)
-            lengths = np.concatenate([np.diff(self.gene_offsets), extra_lengths])
-            self._flat = np.concatenate([self.gene_ids, *self.extra_ids]).astype(np.int32)
-            self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            self._lengths = lengths
-        return self._flat, self._starts, self._lengths
-
-    def add(self, text: str, ids: Sequence[int]) -> int:
-        seg = self.extra_index.get(text)
-        if seg is None:
-            seg = len(self.gene_offsets) - 1 + len(self.extra_ids)
-            self.extra_index[text] = seg
-            self.extra_ids.append(np.asarray(ids, dtype=np.int32))
-            self._flat = None
-        return seg
 
 
 class PromptEncoder:
@@ -319,7 +208,7 @@ class PromptEncoder:
     def _assemble(self, gaps: list[str], words: list[list[int]]) -> list[int] | None:
         """Concatenate piece ids; ``None`` when some boundary cannot be cut."""
         n_runs = len(words)
-        layouts = [_layout_gap(g, i > 0, i < n_runs) for i, g in enumerate(gaps)]
+        layouts = [layout_gap(g, i > 0, i < n_runs) for i, g in enumerate(gaps)]
         if any(not lay.splittable for lay in layouts) or any(not w for w in words):
             return None
         gene_ids = self.token_cache._gene_ids
@@ -363,8 +252,8 @@ class PromptEncoder:
         ranked: RankedCells,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Segment ids per prompt: middle, genes (boundaries swapped), middle."""
-        before = _layout_gap(gap_before, False, True)
-        after = _layout_gap(gap_after, True, False)
+        before = layout_gap(gap_before, False, True)
+        after = layout_gap(gap_after, True, False)
         lengths = ranked.lengths
         segments = ranked.words.astype(np.int64)
         first, last = ranked.offsets[:-1], ranked.offsets[1:] - 1
@@ -414,8 +303,8 @@ class PromptEncoder:
         gather = np.repeat(shift, lengths) + np.arange(int(prompt_offsets[-1]), dtype=np.int64)
         return PromptBatch(flat[gather], prompt_offsets)
 
-    def _new_table(self) -> _SegmentTable:
-        return _SegmentTable(self.token_cache.token_ids, self.token_cache.token_offsets)
+    def _new_table(self) -> SegmentTable:
+        return SegmentTable(self.token_cache.token_ids, self.token_cache.token_offsets)
 
 
 def _describe_mismatch(got: list[int], expected: list[int], text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
@@ -183,6 +184,20 @@ class GeneVocabulary:
         if missing:
             raise UnknownGeneError(missing)
         return np.fromiter((self._index[s] for s in upper), dtype=np.int32, count=len(upper))
+
+    def encode_upper(self, symbols: Sequence[str]) -> np.ndarray:
+        """Word indices of symbols already upper-cased (a cell sentence's words), looked up
+        without a Python loop; raises :class:`UnknownGeneError` like :meth:`encode`."""
+        try:
+            return np.fromiter(
+                map(self._index.__getitem__, symbols), dtype=np.int32, count=len(symbols)
+            )
+        except KeyError:
+            return self.encode(symbols)  # raises, naming every unknown symbol
+
+    def unknown_upper(self, symbols: Iterable[str]) -> list[str]:
+        """The upper-cased ``symbols`` that are not words, in order (a C-level filter)."""
+        return list(itertools.filterfalse(self._index.__contains__, symbols))
 
     def decode(self, words: Iterable[int]) -> list[str]:
         """Symbols of word indices."""

@@ -31,6 +31,7 @@ SUITES = (
     "label_scoring",
     "tokenizer",
     "bulk",
+    "atlas_scaling",
 )
 
 
@@ -94,6 +95,7 @@ def _suite_sections(results: dict[str, dict]) -> list[str]:
         "label_scoring": suites.label_scoring_context,
         "tokenizer": suites.tokenizer_context,
         "bulk": suites.bulk_context,
+        "atlas_scaling": suites.atlas_scaling_context,
         "serving_overhead": overhead_context,
     }
     out = [fill(name, build[name](results[name])) for name in SUITES if name in results]

@@ -3,7 +3,7 @@ construction, bulk_bench, unknown harnesses): their rows and values, from the JS
 
 from __future__ import annotations
 
-from benchmarks.report.format import fmt, latency
+from benchmarks.report.format import fmt, latency, status
 
 
 def loadtest_context(loadtest: dict) -> dict:
@@ -198,6 +198,40 @@ def bulk_context(bulk: dict) -> dict:
         for name, w in (bulk.get("workloads") or {}).items()
     ]
     return {"data": bulk, "rows": rows}
+
+
+def atlas_scaling_context(scaling: dict) -> dict:
+    rows = [
+        [
+            f"{r['cells']:,}",
+            r["workers"],
+            fmt(r.get("cells_per_s"), 0),
+            fmt(r.get("end_to_end_cells_per_s"), 0),
+            fmt(r.get("cells_per_cpu_s"), 0),
+            fmt(r.get("answering_peak_rss_mib"), 0),
+            fmt(r.get("peak_rss_mib"), 0),
+            r.get("skipped", ""),
+        ]
+        for r in scaling.get("runs", [])
+    ]
+    goals = scaling.get("goals", {})
+    ratios = [
+        [
+            workers,
+            f"{r['cells']:,}",
+            fmt(r["speed"]),
+            status(r["speed"] >= goals.get("speed_1m_vs_10k", 0.9)),
+            fmt(r.get("answering_peak_rss")),
+            status(_at_most(r.get("answering_peak_rss"), goals.get("rss_1m_vs_10k", 1.2))),
+            fmt(r["peak_rss"]),
+        ]
+        for workers, r in (scaling.get("ratios") or {}).items()
+    ]
+    return {"data": scaling, "rows": rows, "ratios": ratios, "goals": goals}
+
+
+def _at_most(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value <= bound
 
 
 def other_context(name: str, data: dict) -> dict:

@@ -9,6 +9,7 @@ prediction and cost no request.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,11 @@ import numpy as np
 
 from serving.bulk.plan import Shard
 from serving.bulk.rows import CellRow
-from serving.bulk.runners import Answer, TaskRunner
+from serving.bulk.runners import Answer, RankedRunner, TaskRunner
 from serving.core.label_sets import LabelSet
 from serving.core.tasks.registry import TaskRegistry
+from tokenizer_ext import GeneVocabulary, RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
 
 SINGLE_TASK = "cell_type_prediction"
 GROUP_TASK = "multi_cell_type_prediction"
@@ -68,11 +71,17 @@ class PromptSettings:
 
 @dataclass(frozen=True)
 class ReadyShard:
-    """A shard whose cells are all read: names and sentences aligned with ``shard.rows``."""
+    """A shard whose cells are all read: names and ranked cells aligned with ``shard.rows``."""
 
     shard: Shard
     names: list[str]
-    sentences: list[str]
+    cells: RankedCells
+    vocabulary: GeneVocabulary
+
+    @functools.cached_property
+    def sentences(self) -> list[str]:
+        """The cells as sentences (empty for a cell without expressed genes)."""
+        return ranked_to_sentences(self.cells, self.vocabulary)
 
 
 class ShardAnswerer:
@@ -94,10 +103,9 @@ class ShardAnswerer:
 
     async def _single(self, ready: ReadyShard) -> list[CellRow]:
         rows = ready.shard.rows.tolist()
-        live = [i for i, sentence in enumerate(ready.sentences) if sentence]
-        inputs = [self._payload(cell=ready.sentences[i]) for i in live]
+        live = np.flatnonzero(ready.cells.lengths > 0).tolist()
         templates = self._templates(SINGLE_TASK, [rows[i] for i in live])
-        answers = dict(zip(live, await self._run(SINGLE_TASK, inputs, templates), strict=True))
+        answers = dict(zip(live, await self._run_cells(ready, live, templates), strict=True))
         out = []
         for i, row in enumerate(rows):
             answer = answers.get(i)
@@ -139,6 +147,17 @@ class ShardAnswerer:
                 group = GroupFacts(names[u], len(rows), tissue_by_unit.get(u))
                 out.append(group_cell_row(row, name, answer, j, group))
         return out
+
+    async def _run_cells(self, ready: ReadyShard, live: list[int], templates: list[int]):
+        """The live cells' answers: from their ranked genes when the runner builds prompts
+        from those (in-process stages), else from their sentences."""
+        if live and self.settings.label_set is None and isinstance(self.runner, RankedRunner):
+            cells = ready.cells.select(live)
+            return await self.runner.run_ranked(
+                SINGLE_TASK, cells, ready.vocabulary, self._payload(), templates
+            )
+        inputs = [self._payload(cell=ready.sentences[i]) for i in live]
+        return await self._run(SINGLE_TASK, inputs, templates)
 
     def _payload(self, **cells: Any) -> dict[str, Any]:
         return {**cells, "n_genes": self.settings.n_genes, "organism": self.settings.organism}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from serving.bulk.answer import ReadyShard
 from serving.bulk.cells import CellChunk
 from serving.bulk.plan import ShardPlan
+from tokenizer_ext import RankedCells
 
 
 class ShardAssembler:
@@ -26,7 +27,7 @@ class ShardAssembler:
         self.plan = plan
         self.owner = plan.shard_of_row()
         self.missing = {s.index: s.n_cells for s in plan.shards if s.index not in skip}
-        self.cells: dict[int, tuple[str, str]] = {}
+        self.cells: dict[int, tuple[CellChunk, int]] = {}
 
     @property
     def pending(self) -> bool:
@@ -39,10 +40,7 @@ class ShardAssembler:
         owners = self.owner[chunk.start : chunk.stop].tolist()
         for offset, index in enumerate(owners):
             if index in self.missing:
-                self.cells[chunk.start + offset] = (
-                    str(chunk.names[offset]),
-                    chunk.sentences[offset],
-                )
+                self.cells[chunk.start + offset] = (chunk, offset)
                 arrived[index] = arrived.get(index, 0) + 1
         ready = []
         for index in sorted(arrived):
@@ -55,4 +53,13 @@ class ShardAssembler:
     def _release(self, index: int) -> ReadyShard:
         shard = self.plan.shards[index]
         cells = [self.cells.pop(row) for row in shard.rows.tolist()]
-        return ReadyShard(shard, [name for name, _ in cells], [text for _, text in cells])
+        names = [str(chunk.names[offset]) for chunk, offset in cells]
+        # the shard's rows, gathered chunk by chunk (a shard spans one or a few chunks)
+        parts, first = [], 0
+        for last in range(1, len(cells) + 1):
+            if last == len(cells) or cells[last][0] is not cells[first][0]:
+                offsets = [offset for _, offset in cells[first:last]]
+                parts.append(cells[first][0].ranked.select(offsets))
+                first = last
+        vocabulary = cells[0][0].vocabulary
+        return ReadyShard(shard, names, RankedCells.concatenate(parts), vocabulary)

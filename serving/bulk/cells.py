@@ -6,13 +6,15 @@ sentence never depends on the chunk size or on which shards a resumed run still 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from serving.bulk.config import ReadingConfig
-from tokenizer_ext import GeneVocabulary, iter_ranked_chunks
+from tokenizer_ext import GeneVocabulary, RankedCells, iter_ranked_chunks
+from tokenizer_ext.sentences import ranked_to_sentences
 
 #: the most bytes one chunk of a dense matrix may take (sparse chunks are smaller)
 READ_BYTES = 32 * 1024 * 1024
@@ -20,7 +22,7 @@ READ_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class CellChunk:
-    """Consecutive rows of the input with their sentences cut to the prompt's genes.
+    """Consecutive rows of the input, ranked and cut to the prompt's genes.
 
     Attributes
     ----------
@@ -28,14 +30,24 @@ class CellChunk:
         The row range.
     names
         ``obs_names`` of the rows.
-    sentences
-        One cell sentence per row (empty for a cell without expressed genes).
+    ranked
+        Each row's word indices in ``vocabulary``, most expressed first (none for a cell
+        without expressed genes).
+    vocabulary
+        The input's genes.
     """
 
     start: int
     stop: int
     names: np.ndarray
-    sentences: list[str]
+    ranked: RankedCells
+    vocabulary: GeneVocabulary
+
+    @functools.cached_property
+    def sentences(self) -> list[str]:
+        """One cell sentence per row (empty for a cell without expressed genes), made only
+        for the paths that send text (a remote gateway, Ray Serve handles, groups)."""
+        return ranked_to_sentences(self.ranked, self.vocabulary)
 
 
 def rows_per_read(config: ReadingConfig, n_vars: int) -> int:
@@ -56,4 +68,4 @@ def iter_cell_chunks(config: ReadingConfig, vocabulary: GeneVocabulary) -> Itera
         chunk_size=rows_per_read(config, vocabulary.n_columns),
     )
     for chunk in chunks:
-        yield CellChunk(chunk.start, chunk.stop, chunk.obs_names, chunk.sentences())
+        yield CellChunk(chunk.start, chunk.stop, chunk.obs_names, chunk.ranked, vocabulary)

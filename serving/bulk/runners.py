@@ -8,15 +8,18 @@ requests and the parsing are the server's own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from serving.core.label_sets import LabelSet, label_set_answer
-from serving.core.pipeline import BatchItem, Stages, fan_out, generation
+from serving.core.pipeline import BatchItem, RankedStages, Stages, fan_out, generation
 from serving.core.stages import PromptJob
 from serving.core.tasks import default_registry
+from tokenizer_ext import GeneVocabulary, RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,22 @@ class TaskRunner(Protocol):
         label_set: LabelSet | None = None,
     ) -> list[Answer]:
         """Answer ``inputs``; with ``label_set``, against it (`serving.core.label_sets`)."""
+        ...
+
+
+@runtime_checkable
+class RankedRunner(Protocol):
+    """A runner that also takes one-cell inputs as ranked genes, not sentences."""
+
+    async def run_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+    ) -> list[Answer]:
+        """Answer one ``task`` input per cell (``fields``: the inputs' other values)."""
         ...
 
 
@@ -115,6 +134,28 @@ class StagesRunner:
             self.stages, jobs, answer, chunk_size=self.request_cells, build_first=False
         )
         return [self._answer(item) for item in items]
+
+    async def run_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+    ) -> list[Answer]:
+        """`run` of one-cell inputs given as ranked genes: stages that build prompts from
+        those (`LocalStages`) never make a sentence; others get the sentences."""
+        if not isinstance(self.stages, RankedStages):
+            sentences = ranked_to_sentences(cells, vocabulary)
+            return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)
+        # built in one go (one gather of ids), then answered in request-sized chunks
+        prompts = await self.stages.build_ranked(task, cells, vocabulary, fields, templates)
+        answer = generation(self.stages, lambda prompt: prompt.params)
+        size = self.request_cells
+        done = await asyncio.gather(
+            *(answer((), prompts[i : i + size]) for i in range(0, len(prompts), size))
+        )
+        return [self._answer(item) for part in done for item in part]
 
     def _answer(self, item: BatchItem) -> Answer:
         output = item.completion.outputs[0]

@@ -10,9 +10,9 @@ embeddings (`serving.core.embeddings.embedding`) and the bulk job's runner.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from serving.core.errors import InvalidRequest
 from serving.core.stages import (
@@ -34,6 +34,7 @@ from serving.engine import (
     SequenceDelta,
     StepOutput,
 )
+from tokenizer_ext import GeneVocabulary, RankedCells
 
 T = TypeVar("T")
 
@@ -60,6 +61,21 @@ class Stages(Protocol):
     async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]: ...
 
     async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
+
+
+@runtime_checkable
+class RankedStages(Protocol):
+    """Stages that build one-cell prompts from ranked genes (in-process: `LocalStages`)."""
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]: ...
 
 
 class EmbeddingsUnavailable(InvalidRequest):
@@ -94,6 +110,17 @@ class LocalStages:
 
     async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         return self.builder.build(jobs, offset)
+
+    async def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        return self.builder.build_ranked(task, cells, vocabulary, fields, templates, offset)
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
         return await self.engine.complete(prompt.token_ids, params)

@@ -17,15 +17,17 @@ from typing import Any
 
 from serving.core.decoder import Decoder
 from serving.core.errors import C2SError, InvalidRequest, InvalidTaskInput, PromptTooLong
-from serving.core.prompt_builder import PromptBuilder, read_model_genes
+from serving.core.prompt_builder import BuiltPrompt, PromptBuilder, read_model_genes
 from serving.core.tasks.inputs import TaskInput
 from serving.core.tasks.spec import TaskGroup, TaskSpec
 from serving.core.tasks.templates import TemplateChoice
 from serving.engine.params import GenerationParams
 from tokenizer_ext.inverse import RankExpressionFit
+from tokenizer_ext.ranking import RankedCells
+from tokenizer_ext.sentences import ranked_to_sentences
 from tokenizer_ext.text_encoder import TextEncoder
 from tokenizer_ext.trained_ranges import C2S_TRAINED_RANGES
-from tokenizer_ext.vocab import looks_like_ensembl_id
+from tokenizer_ext.vocab import GeneVocabulary, looks_like_ensembl_id
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
 EXPRESSION_FIT_FILE = "expression_fit.json"
@@ -122,7 +124,12 @@ def check_cell_genes(
     symbols, or (when the checkpoint lists its genes) mostly unknown genes."""
     for i, genes in enumerate(data.prompt_cells() or ()):
         where = "cell" if spec.group is TaskGroup.SINGLE_CELL else f"cells[{i}]"
-        repeated = next((g for g, n in Counter(genes).items() if n > 1), None)
+        # set-level (C) checks first: almost every cell passes them, and they cost a
+        # fraction of a Python loop over its genes
+        distinct = set(genes)
+        repeated = None
+        if len(distinct) < len(genes):
+            repeated = next((g for g, n in Counter(genes).items() if n > 1), None)
         if repeated is not None:
             raise InvalidTaskInput(
                 spec.name,
@@ -130,7 +137,8 @@ def check_cell_genes(
                 "gene once, most expressed first.",
                 param=where,
             )
-        ensembl = [g for g in genes if looks_like_ensembl_id(g)]
+        maybe_ensembl = "ENS" in " ".join(genes).upper()
+        ensembl = [g for g in genes if looks_like_ensembl_id(g)] if maybe_ensembl else []
         if ensembl and 2 * len(ensembl) >= len(genes):
             raise InvalidTaskInput(
                 spec.name,
@@ -138,8 +146,9 @@ def check_cell_genes(
                 "read gene symbols: map the ids to symbols first (e.g. adata.var['gene_symbols']).",
                 param=where,
             )
-        unknown = [g for g in genes if vocabulary is not None and g not in vocabulary]
-        if unknown and 2 * len(unknown) >= len(genes):
+        n_unknown = len(distinct - vocabulary) if vocabulary is not None else 0
+        if n_unknown and 2 * n_unknown >= len(genes):
+            unknown = [g for g in genes if g not in vocabulary]
             raise InvalidTaskInput(
                 spec.name,
                 f"{where}: {len(unknown)} of {len(genes)} genes are not in this model's gene "
@@ -164,6 +173,8 @@ class BuildStage:
     def __init__(self, builder: PromptBuilder, vocabulary: frozenset[str] | None = None) -> None:
         self.builder = builder
         self.vocabulary = vocabulary
+        # the last dataset's ranked-prompt tables (a job reads one dataset)
+        self._ranked: dict[GeneVocabulary, Any] = {}
 
     @classmethod
     def from_model(cls, model_dir: str | Path, **kwargs: Any) -> BuildStage:
@@ -173,26 +184,76 @@ class BuildStage:
 
     def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
         """Build every job, in order; the first invalid one raises `BatchItemError`
-        (or its own error when the chunk holds one job)."""
-        prepared = []
+        (or its own error when the chunk holds one job).
+
+        One-cell prompts of a fixed template are validated one by one, then built together
+        (`PromptBuilder.iter_build_cells`); the others one by one, in order.
+        """
+        prepared: list[PreparedPrompt | None] = [None] * len(jobs)
+        batches: dict[tuple[str, int], list[tuple[int, TaskInput]]] = {}
+        failed: list[tuple[int, C2SError]] = []
         for i, job in enumerate(jobs):
             try:
-                prepared.append(self._build_one(job))
+                if job.task is not None and self.builder.batches_cells(job.task, job.template):
+                    batch = batches.setdefault((job.task, int(job.template)), [])
+                    batch.append((i, self._validated(job)))
+                else:
+                    prepared[i] = self._build_one(job)
             except C2SError as exc:
-                if len(jobs) == 1 and offset == 0:
-                    raise
-                raise BatchItemError(offset + i, exc) from None
+                failed.append((i, exc))
+                break
+        for (task, template), items in batches.items():
+            built = self.builder.iter_build_cells(task, [data for _, data in items], template)
+            try:
+                for (i, _), prompt in zip(items, built, strict=False):
+                    prepared[i] = _prepared(prompt)
+            except C2SError as exc:
+                failed.append((next(i for i, _ in items if prepared[i] is None), exc))
+        if failed:
+            i, exc = min(failed, key=lambda failure: failure[0])
+            if len(jobs) == 1 and offset == 0:
+                raise exc
+            raise BatchItemError(offset + i, exc) from None
         return prepared
 
-    def _build_one(self, job: PromptJob) -> PreparedPrompt:
-        if job.task is None:
-            return self._raw(job.raw_prompt)
+    def build_ranked(
+        self,
+        task: str,
+        cells: RankedCells,
+        vocabulary: GeneVocabulary,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+        offset: int = 0,
+    ) -> list[PreparedPrompt]:
+        """One ``task`` prompt per ranked cell (``fields``: the inputs' other values), the
+        same as `build` of the cells' sentences; built from the genes' cached ids when
+        `serving.ranked_prompts` can, else from the sentences."""
+        from serving.core.ranked_prompts import RankedPrompts
+
+        prompts = self._ranked.get(vocabulary)
+        if prompts is None:
+            self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.vocabulary)}
+            prompts = self._ranked[vocabulary]
+        built = prompts.build(task, cells, fields, templates)
+        if built is not None:
+            return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
+        jobs = [
+            PromptJob(task, {**fields, "cell": sentence}, template=t)
+            for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
+        ]
+        return self.build(jobs, offset)
+
+    def _validated(self, job: PromptJob) -> TaskInput:
         spec = self.builder.registry.get(job.task)
         data = self.builder.validate(spec, job.inputs or {})
         check_trained_range(spec, data)
         check_cell_genes(spec, data, self.vocabulary)
-        built = self.builder.build(spec, data, job.template)
-        return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
+        return data
+
+    def _build_one(self, job: PromptJob) -> PreparedPrompt:
+        if job.task is None:
+            return self._raw(job.raw_prompt)
+        return _prepared(self.builder.build(job.task, self._validated(job), job.template))
 
     def _raw(self, prompt: str | tuple[int, ...] | None) -> PreparedPrompt:
         if prompt is None or len(prompt) == 0:
@@ -213,6 +274,10 @@ class BuildStage:
         if not ids:
             raise InvalidRequest("The prompt has no tokens.", param="prompt")
         return ids
+
+
+def _prepared(built: BuiltPrompt) -> PreparedPrompt:
+    return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
 
 
 class DecodeStage:

@@ -86,31 +86,19 @@ class FakeEngine:
         self.running: set[str] = set()
         self.dead = False
         self.limits = EngineLimits("fake", max_model_len, 50304, 0, 256, None, "none", "none")
+        self._reply_ids: dict[str, list[int]] = {}
 
     async def generate(
         self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
     ) -> AsyncIterator[StepOutput]:
-        if len(prompt_ids) >= self.limits.max_model_len:
-            raise PromptTooLong(len(prompt_ids), self.limits.max_model_len)
-        if self.dead:
-            raise EngineUnavailable("The fake engine is dead.")
+        tokens = self._answer_tokens(prompt_ids, params)
         request_id = request_id or uuid.uuid4().hex
-        tokens = list(params.forced_token_ids) or self.encode(self.reply(prompt_ids))
-        tokens = tokens[: params.max_tokens]
         self.running.add(request_id)
         try:
             for i, token in enumerate(tokens):
                 await asyncio.sleep(self.step_delay_s)
                 last = i == len(tokens) - 1
-                reason = (
-                    (
-                        "stop"
-                        if params.max_tokens is None or len(tokens) < params.max_tokens
-                        else "length"
-                    )
-                    if last
-                    else None
-                )
+                reason = self._reason(len(tokens), params) if last else None
                 logprobs = self._logprobs([*prompt_ids, *tokens[:i]], token, params)
                 deltas = tuple(
                     SequenceDelta(n, self.decode([token]), (token,), reason, logprobs)
@@ -119,6 +107,24 @@ class FakeEngine:
                 yield StepOutput(request_id, len(prompt_ids), deltas, last)
         finally:
             self.running.discard(request_id)
+
+    def _answer_tokens(self, prompt_ids: Sequence[int], params: GenerationParams) -> list[int]:
+        if len(prompt_ids) >= self.limits.max_model_len:
+            raise PromptTooLong(len(prompt_ids), self.limits.max_model_len)
+        if self.dead:
+            raise EngineUnavailable("The fake engine is dead.")
+        if params.forced_token_ids:
+            return list(params.forced_token_ids)[: params.max_tokens]
+        text = self.reply(prompt_ids)
+        ids = self._reply_ids.get(text)
+        if ids is None:
+            if len(self._reply_ids) >= 4096:
+                self._reply_ids.clear()
+            ids = self._reply_ids[text] = self.encode(text)
+        return list(ids[: params.max_tokens])
+
+    def _reason(self, n_tokens: int, params: GenerationParams) -> str:
+        return "stop" if params.max_tokens is None or n_tokens < params.max_tokens else "length"
 
     def _logprobs(
         self, context: Sequence[int], token: int, params: GenerationParams
@@ -131,6 +137,8 @@ class FakeEngine:
     async def complete(
         self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
     ) -> Completion:
+        if not self.step_delay_s:
+            return self._complete_at_once(prompt_ids, params, request_id)
         ids: dict[int, list[int]] = {}
         reasons: dict[int, str | None] = {}
         logprobs: dict[int, list[TokenLogprob]] = {}
@@ -148,6 +156,28 @@ class FakeEngine:
             for i in sorted(ids)
         )
         return Completion(rid, len(prompt_ids), outputs)
+
+    def _complete_at_once(
+        self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None
+    ) -> Completion:
+        """What the step loop of `complete` returns, without a loop turn per token: an
+        instant engine whose cost is not what a bulk benchmark measures."""
+        tokens = self._answer_tokens(prompt_ids, params)
+        if not tokens:
+            return Completion(request_id or "", len(prompt_ids), ())
+        logprobs = None
+        if params.logprob_token_ids or params.forced_token_ids:
+            context = list(prompt_ids)
+            logprobs = tuple(
+                self._logprobs([*context, *tokens[:i]], token, params)[0]
+                for i, token in enumerate(tokens)
+            )
+        text = self.decode(tokens)
+        reason = self._reason(len(tokens), params)
+        outputs = tuple(
+            GeneratedSequence(n, text, tuple(tokens), reason, logprobs) for n in range(params.n)
+        )
+        return Completion(request_id or uuid.uuid4().hex, len(prompt_ids), outputs)
 
     async def health(self) -> None:
         if self.dead:

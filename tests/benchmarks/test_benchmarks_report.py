@@ -166,3 +166,38 @@ def test_machine_facts_in_the_prose_come_from_the_json(report):
     assert "**bf16 matmul peak** (torch, 4 threads," in peers
     assert "reaches alone on 3 threads" in section(text, "## Why goals were missed")
     assert "2 threads" not in text
+
+
+def test_atlas_scaling_rows_and_goals_come_from_its_result(report):
+    text = section(report[0], "## Atlas scale")
+    assert row(text, "1,000,000")[1:7] == ["1", "1,900", "1,500", "3,100", "600", "650"]
+    assert "no distributed runner plugged in" in text  # the 2-worker hook, not yet filled
+    ratios = row(text, "1")
+    assert ratios[2:7] == ["0.95", "**met**", "1.25", "**missed**", "1.30"]
+
+
+def test_atlas_scaling_ratios_compare_the_largest_size_with_10k():
+    from benchmarks.atlas_scaling import scaling_ratios
+
+    runs = [
+        {
+            "cells": 10_000,
+            "workers": 1,
+            "cells_per_s": 100.0,
+            "peak_rss_mib": 50,
+            "max_rss_mib": 60,
+        },
+        {
+            "cells": 100_000,
+            "workers": 1,
+            "cells_per_s": 90.0,
+            "peak_rss_mib": 55,
+            "max_rss_mib": 66,
+        },
+        {"cells": 10_000, "workers": 2, "skipped": "no runner"},
+    ]
+    assert scaling_ratios(runs) == {
+        "1": {"cells": 100_000, "speed": 0.9, "peak_rss": 1.1, "max_rss": 1.1}
+    }
+    runs[0]["answering_peak_rss_mib"], runs[1]["answering_peak_rss_mib"] = 40, 46
+    assert scaling_ratios(runs)["1"]["answering_peak_rss"] == 1.15

@@ -14,6 +14,7 @@ from serving.bulk.cells import CellChunk
 from serving.bulk.flow import InflightCells, first_error
 from serving.bulk.plan import group_plan, group_units, single_cell_plan, split_evenly
 from serving.bulk.sizing import fit_group_size
+from tokenizer_ext import GeneVocabulary, RankedCells
 
 
 def test_single_cell_plan_covers_rows_in_order():
@@ -59,9 +60,14 @@ def test_group_size_is_the_largest_that_fits():
     assert fit_group_size(lambda n: 5000 * n, lambda n: 0, 4096, 20, exact=False) is None
 
 
+VOCABULARY = GeneVocabulary([f"G{r}" for r in range(20)])
+
+
 def chunk(start: int, stop: int) -> CellChunk:
+    """Rows whose one gene is ``G<row>``."""
     names = np.array([f"c{r}" for r in range(start, stop)])
-    return CellChunk(start, stop, names, [f"G{r}" for r in range(start, stop)])
+    ranked = RankedCells(np.arange(start, stop, dtype=np.int32), np.arange(stop - start + 1))
+    return CellChunk(start, stop, names, ranked, VOCABULARY)
 
 
 def test_assembler_releases_complete_shards_and_skips_committed_ones():

@@ -208,3 +208,24 @@ def test_backed_csc_warns_that_rows_read_whole_columns(count_adata, tmp_path):
     with pytest.warns(UserWarning, match="store the file as CSR"):
         sentences = cell_sentences(adata, tie_break="stable")
     assert sentences == cell_sentences(count_adata, tie_break="stable")
+
+
+def test_backed_csr_rows_are_read_straight_from_the_file(pbmc_raw, tmp_path):
+    """Row ranges of a backed CSR file, read from its arrays, equal anndata's own reads."""
+    import anndata.io
+
+    from tokenizer_ext.expression_source import BackedCsrRows, open_expression
+
+    path = tmp_path / "pbmc.h5ad"
+    pbmc_raw.write_h5ad(path)
+    with open_expression(path) as source:
+        assert isinstance(source.matrix, BackedCsrRows)
+        with h5py.File(path, "r") as file:
+            reference = anndata.io.sparse_dataset(file["X"])
+            for start, stop in [(0, 1), (3, 3), (10, 250), (650, 700), (690, 800)]:
+                ours, theirs = source.read_rows(start, stop), reference[start:stop]
+                assert ours.shape == theirs.shape
+                assert (ours != theirs).nnz == 0
+                values = source.read_values(start, stop)  # the input checks' half read
+                assert np.array_equal(values.data, theirs.data)
+                assert np.array_equal(values.indptr, theirs.indptr)
