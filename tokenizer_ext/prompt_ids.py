@@ -17,6 +17,7 @@ compares against full tokenisation; tests run it over every public template.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,15 +76,19 @@ class PromptEncoder:
         self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
         self._templates: dict[str, PromptTemplate] = {}
         self._table = self._new_table()
+        # A batch's segment ids refer to one table, which new genes and new text pieces
+        # change: threads (Ray Serve runs sync replica methods in a pool) take turns.
+        self._table_lock = threading.RLock()
 
     def add_genes(self, symbols: Sequence[str]) -> int:
         """Cache genes outside the vocabulary (:meth:`GeneTokenCache.add_genes`)."""
-        added = self.token_cache.add_genes(symbols)
-        if added:
-            # Segment ids of text pieces follow the gene words: renumber from a new table.
-            self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
-            self._table = self._new_table()
-        return added
+        with self._table_lock:
+            added = self.token_cache.add_genes(symbols)
+            if added:
+                # Segment ids of text pieces follow the gene words: renumber from a new table.
+                self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
+                self._table = self._new_table()
+            return added
 
     def template(self, template: str | PromptTemplate) -> PromptTemplate:
         """Parsed template (parsed once per text)."""
@@ -176,6 +181,12 @@ class PromptEncoder:
         if parsed.sentence_field != CELL_SENTENCE:
             raise TemplateError("encode_batch takes {cell_sentence} templates; use encode()")
         ranked = ranked.truncate(top_k)
+        with self._table_lock:
+            return self._encode_batch(parsed, ranked, top_k, fields)
+
+    def _encode_batch(
+        self, parsed: PromptTemplate, ranked: RankedCells, top_k: int | None, fields: dict
+    ) -> PromptBatch:
         if len(self._table.extra_ids) >= self._max_cached_texts:
             # Only between batches: segment ids of a batch refer to one table.
             self._table = self._new_table()

@@ -107,3 +107,22 @@ def test_each_gene_outside_the_model_list_is_tokenised_once(stage, monkeypatch):
     again = stage.build(jobs)
     assert not calls and len(builder.gene_cache) == before + len(outside)
     assert [p.token_ids for p in again] == one_at_a_time(stage, jobs)
+
+
+def test_threads_building_at_once_get_the_ids_of_one_at_a_time(pythia_tokenizer_dir):
+    """Ray Serve runs a replica's sync methods in a thread pool: chunks that meet new genes
+    and new boundary pieces at the same time must not see each other's half-grown table."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sentences = wide_sentences(160, n_genes=900)
+    chunks = [
+        [PromptJob(TASK, {"cell": s, "n_genes": 60}, 0) for s in sentences[i : i + 8]]
+        for i in range(0, len(sentences), 8)
+    ]
+    expected = [
+        one_at_a_time(BuildStage(PromptBuilder.from_model(pythia_tokenizer_dir)), c) for c in chunks
+    ]
+    shared = BuildStage(PromptBuilder.from_model(pythia_tokenizer_dir))
+    with ThreadPoolExecutor(8) as pool:
+        built = list(pool.map(lambda chunk: [p.token_ids for p in shared.build(chunk)], chunks))
+    assert built == expected

@@ -30,7 +30,7 @@ from serving.bulk.runners import StagesRunner
 from serving.bulk.shards import parquet_bytes
 from serving.core.tasks import default_registry
 from serving.engine import EngineLimits
-from tokenizer_ext import GeneVocabulary, open_expression, rank_csr, ranked_to_sentences
+from tokenizer_ext import GeneVocabulary, RankedCells, open_expression, rank_csr
 
 #: what a range task returns: (shard index, its Parquet file's bytes), in row order
 ShardFiles = list[tuple[int, bytes]]
@@ -104,23 +104,25 @@ def read_range(context: RunContext, row_range: RowRange) -> Iterator[CellChunk]:
                 rng=rng,
                 top_k=config.genes_per_cell,
             )
-            sentences = ranked_to_sentences(ranked, vocabulary)
-            yield CellChunk(start, stop, source.obs_names[start:stop], sentences)
+            yield CellChunk(start, stop, source.obs_names[start:stop], ranked, vocabulary)
 
 
 def ready_shards(chunks: Iterator[CellChunk], shards: Sequence[Shard]) -> Iterator[ReadyShard]:
     """Consecutive shards, each released as soon as the chunks hold all its rows."""
     names: list[str] = []
-    sentences: list[str] = []
+    parts: list[RankedCells] = []
+    held = 0
     pending = iter(shards)
     shard = next(pending, None)
     for chunk in chunks:
         names += [str(name) for name in chunk.names]
-        sentences += chunk.sentences
-        while shard is not None and len(names) >= shard.n_cells:
-            n = shard.n_cells
-            yield ReadyShard(shard, names[:n], sentences[:n])
-            del names[:n], sentences[:n]
+        parts.append(chunk.ranked)
+        held += chunk.stop - chunk.start
+        while shard is not None and held >= shard.n_cells:
+            cells, n = RankedCells.concatenate(parts), shard.n_cells
+            yield ReadyShard(shard, names[:n], cells.select(list(range(n))), chunk.vocabulary)
+            parts, held = [cells.select(list(range(n, held)))], held - n
+            del names[:n]
             shard = next(pending, None)
 
 
