@@ -144,8 +144,8 @@ def child_main(path: Path, out: Path) -> None:
     """Annotate ``path`` into ``out`` with the instant engine; print the figures as JSON."""
     import asyncio
 
-    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
-    from serving.core.pipeline import LocalStages
+    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
     from serving.testing.fake_engine import FakeEngine
@@ -153,7 +153,7 @@ def child_main(path: Path, out: Path) -> None:
     build = BuildStage.from_model(TOKENIZER_DIR)
     encoder = build.builder.encoder
     engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
-    stages = LocalStages(build, engine, DecodeStage.from_model(TOKENIZER_DIR))
+    stages = LocalPipeline(build, engine, DecodeStage.from_model(TOKENIZER_DIR))
     config = AnnotateConfig(
         input=path,
         out=out,
@@ -166,7 +166,7 @@ def child_main(path: Path, out: Path) -> None:
     rss = PeakRss()
     answering = AnsweringPeak(rss)
     cpu_before, started = time.process_time(), time.perf_counter()
-    job = AnnotationJob(config, StagesRunner(stages, "fake-c2s"), progress=answering)
+    job = AnnotationJob(config, PipelineRunner(stages, "fake-c2s"), progress=answering)
     result = asyncio.run(job.run())
     end_to_end = time.perf_counter() - started
     cpu = time.process_time() - cpu_before

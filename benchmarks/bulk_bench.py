@@ -154,9 +154,9 @@ async def bulk_pass(config, runner) -> tuple[float, float, dict]:
 
 
 async def run_workload(workload: Workload, repeats: int) -> dict:
-    from serving.bulk import AnnotateConfig, ExecutionConfig, StagesRunner
-    from serving.core.pipeline import LocalStages
-    from serving.core.stages import BuildStage, DecodeStage, PromptJob
+    from serving.bulk import AnnotateConfig, ExecutionConfig, PipelineRunner
+    from serving.core.pipeline import LocalPipeline
+    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
     from serving.engine import EngineConfig, start_vllm_engine
     from tokenizer_ext import cell_sentences
 
@@ -170,10 +170,10 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
     engine_start_s = time.perf_counter() - started
     try:
         build = BuildStage.from_model(checkpoint, max_model_len=engine.limits.max_model_len)
-        stages = LocalStages(build, engine, DecodeStage.from_model(checkpoint))
+        stages = LocalPipeline(build, engine, DecodeStage.from_model(checkpoint))
         sentences = cell_sentences(path, use_raw=True, top_k=workload.n_genes)
         jobs = [
-            PromptJob(TASK, {"cell": s, "n_genes": workload.n_genes, "organism": ORGANISM})
+            PromptRequest(TASK, {"cell": s, "n_genes": workload.n_genes, "organism": ORGANISM})
             for s in sentences
         ]
         prompts = build.build(jobs)
@@ -198,7 +198,7 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
                     raw.append(seconds)
                     raw_cpu.append(cpu_seconds() - cpu_before)
                     continue
-                seconds, total, report = await bulk_pass(config, StagesRunner(stages))
+                seconds, total, report = await bulk_pass(config, PipelineRunner(stages))
                 bulk_cpu.append(cpu_seconds() - cpu_before)
                 pipeline.append(seconds)
                 end_to_end.append(total)

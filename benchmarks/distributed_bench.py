@@ -102,17 +102,17 @@ def config(path: Path, out: Path, execution, **settings):
 
 async def instant_part(address: str, cells: int) -> dict:
     from benchmarks.wide_atlas import write_wide_atlas
-    from serving.bulk import AnnotationJob, ExecutionConfig, StagesRunner
+    from serving.bulk import AnnotationJob, ExecutionConfig, PipelineRunner
     from serving.bulk.config import DistributedConfig
     from serving.bulk.run import annotate
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
     from serving.testing.fake_engine import instant_engine
 
     path = write_wide_atlas(WORK_DIR / f"wide_{cells}.h5ad", cells)
     local_out = WORK_DIR / "instant-local"
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(PYTHIA_TOKENIZER_DIR),
         instant_engine(PYTHIA_TOKENIZER_DIR),
         DecodeStage.from_model(PYTHIA_TOKENIZER_DIR),
@@ -124,7 +124,7 @@ async def instant_part(address: str, cells: int) -> dict:
     runs = {
         "local": await measured(
             lambda: AnnotationJob(
-                config(path, local_out, local_execution), StagesRunner(stages)
+                config(path, local_out, local_execution), PipelineRunner(stages)
             ).run()
         )
     }

@@ -151,9 +151,9 @@ async def measure(
     Every answer gets its own cell, so no mode reads another's prompt from the prefix
     cache (only the template prefix all prompts share).
     """
-    from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet
-    from serving.core.pipeline import LocalStages
-    from serving.core.stages import BuildStage, DecodeStage, PromptJob
+    from serving.core.label_sets import LabelScorer, LabelSet, LabelShape
+    from serving.core.pipeline import LocalPipeline
+    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
 
     config = EngineConfig(
@@ -166,12 +166,12 @@ async def measure(
     engine = await start_vllm_engine(config)
     try:
         build = BuildStage.from_model(checkpoint)
-        stages = LocalStages(build, engine, DecodeStage.from_model(checkpoint))
-        shape = AnswerShape.of(build.builder.registry.get("cell_type_prediction"))
+        stages = LocalPipeline(build, engine, DecodeStage.from_model(checkpoint))
+        shape = LabelShape.of(build.builder.registry.get("cell_type_prediction"))
 
         def prompts_of(group):
             jobs = [
-                PromptJob(
+                PromptRequest(
                     "cell_type_prediction",
                     {"cell": c.sentence, "n_genes": GENES_PER_CELL, "organism": ORGANISM},
                 )

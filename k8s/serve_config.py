@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 import typer
 import yaml
 
-from serving.ray_serve.config import AppConfig, StageConfig
+from serving.ray_serve.config import AppConfig, ReplicaConfig
 
 Overlay = Literal["gpu", "cpu-dev"]
 OVERLAYS: tuple[Overlay, ...] = get_args(Overlay)
@@ -57,7 +57,7 @@ def overlay_patch_path(overlay: Overlay) -> Path:
     return REPO_ROOT / "k8s" / "overlays" / overlay / "serve-config.patch.yaml"
 
 
-#: Where each deployment runs: its `StageConfig` field in `AppConfig`, and the resource of
+#: Where each deployment runs: its `ReplicaConfig` field in `AppConfig`, and the resource of
 #: the worker group that hosts it. The Embedder is a second vLLM engine (pooling), so it
 #: needs the engine group's hardware.
 PLACEMENT = {
@@ -70,7 +70,7 @@ PLACEMENT = {
 
 
 def deployed_stages(config: AppConfig) -> tuple[str, ...]:
-    """The `StageConfig` fields of the deployments ``config`` runs (the Embedder only when
+    """The `ReplicaConfig` fields of the deployments ``config`` runs (the Embedder only when
     it has an engine).
 
     Raises
@@ -79,7 +79,7 @@ def deployed_stages(config: AppConfig) -> tuple[str, ...]:
         If `AppConfig` has a deployment that `PLACEMENT` does not place, so that a new
         deployment can never land on whatever node has room.
     """
-    fields = [n for n, f in AppConfig.model_fields.items() if f.annotation is StageConfig]
+    fields = [n for n, f in AppConfig.model_fields.items() if f.annotation is ReplicaConfig]
     unplaced = sorted(set(fields) - set(PLACEMENT))
     if unplaced:
         raise OverlayConfigError(f"k8s.serve_config.PLACEMENT does not place {unplaced}")
@@ -115,7 +115,7 @@ def load_overlay_app_config(overlay: Overlay) -> AppConfig:
     return config
 
 
-def _placed(stage: StageConfig, resource: str) -> StageConfig:
+def _placed(stage: ReplicaConfig, resource: str) -> ReplicaConfig:
     return stage.model_copy(
         update={"resources": {**stage.resources, resource: NODE_RESOURCE_SLIVER}}
     )

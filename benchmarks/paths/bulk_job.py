@@ -28,7 +28,7 @@ CHUNK_CELLS = 32
 
 
 class FixedSampling:
-    """`serving.core.pipeline.Stages` whose every generation uses one set of params."""
+    """`serving.core.pipeline.Pipeline` whose every generation uses one set of params."""
 
     def __init__(self, stages, params) -> None:
         self._stages = stages
@@ -46,7 +46,7 @@ class FixedSampling:
 
 async def annotate(stages, engine_config, params, path: str, out: Path) -> dict:
     """One ``AnnotationJob`` over ``path``; its timings and token counts."""
-    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
 
     config = AnnotateConfig(
         input=Path(path),
@@ -55,7 +55,7 @@ async def annotate(stages, engine_config, params, path: str, out: Path) -> dict:
         overwrite=True,
         execution=ExecutionConfig(mode="local", engine=engine_config),
     )
-    runner = StagesRunner(FixedSampling(stages, params), request_cells=CHUNK_CELLS)
+    runner = PipelineRunner(FixedSampling(stages, params), request_cells=CHUNK_CELLS)
     start = time.perf_counter()
     result = await AnnotationJob(config, runner).run()
     return {
@@ -80,8 +80,8 @@ async def wait_for_profiler_to_detach(ready_file: Path, limit_s: float = 300) ->
 
 
 async def measure(spec: dict) -> dict:
-    from serving.core.pipeline import LocalStages, fan_out, generation
-    from serving.core.stages import BuildStage, DecodeStage, PromptJob
+    from serving.core.pipeline import LocalPipeline, fan_out, generation
+    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
 
     # the engine `c2s annotate` starts, at the spec's thread setting
@@ -99,7 +99,7 @@ async def measure(spec: dict) -> dict:
         engine.shutdown()
         return result
     checkpoint = spec["checkpoint"]
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(checkpoint, max_model_len=engine.limits.max_model_len),
         engine,
         DecodeStage.from_model(checkpoint),
@@ -116,7 +116,7 @@ async def measure(spec: dict) -> dict:
             if as_job:
                 done = await annotate(stages, config, params, path, out_dir / Path(path).stem)
                 return done["pipeline_s"], done
-            jobs = [PromptJob(task=workload["task"], inputs=i["inputs"]) for i in items]
+            jobs = [PromptRequest(task=workload["task"], inputs=i["inputs"]) for i in items]
             begin = time.perf_counter()
             answer = generation(stages, lambda _: params)
             answered = await fan_out(stages, jobs, answer, chunk_size=CHUNK_CELLS)
@@ -148,7 +148,7 @@ async def measure(spec: dict) -> dict:
             "runs_with_other_prompt_tokens": differing,
             "how": "AnnotationJob (c2s annotate in-process), time to the last shard"
             if as_job
-            else "fan_out over LocalStages (the bulk job's runner), no job around it",
+            else "fan_out over LocalPipeline (the bulk job's runner), no job around it",
         }
     engine.shutdown()
     return result

@@ -100,7 +100,7 @@ def peers_note(key: str, path: dict) -> str:
             f"{fmt(path['end_to_end_cells_per_s'], 3)} cells/s"
         )
     elif key.startswith("d_") and path.get("how"):
-        note += " fan_out over LocalStages (the job annotates only)"
+        note += " fan_out over LocalPipeline (the job annotates only)"
     return note
 
 

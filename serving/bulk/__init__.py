@@ -18,7 +18,7 @@ from serving.bulk.job import AnnotationJob, RunResult
 from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
 from serving.bulk.remote import GatewayRunner
 from serving.bulk.run import annotate
-from serving.bulk.runners import Answer, StagesRunner, TaskRunner
+from serving.bulk.runners import Answer, PipelineRunner, TaskRunner
 
 __all__ = [
     "AnnotateConfig",
@@ -29,12 +29,12 @@ __all__ = [
     "GatewayRunner",
     "InputError",
     "NullProgress",
+    "PipelineRunner",
     "ProgressListener",
     "RemoteError",
     "ResumeMismatch",
     "RichProgress",
     "RunResult",
-    "StagesRunner",
     "TaskRunner",
     "annotate",
     "open_runner",

@@ -1,8 +1,8 @@
 """Open the `TaskRunner` of an `ExecutionConfig`: the shell around the three modes.
 
-- ``local``: start the vLLM engine and wire the plain stages to it (`LocalStages`);
+- ``local``: start the vLLM engine and wire the plain stages to it (`LocalPipeline`);
 - ``ray``: connect to a Ray cluster and call the Serve application's deployments
-  (`RayStages` over ``serve.get_deployment_handle``);
+  (`RayPipeline` over ``serve.get_deployment_handle``);
 - ``endpoint``: a remote gateway over HTTP (`GatewayRunner`).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from serving.bulk.config import ExecutionConfig
 from serving.bulk.errors import AnnotateError
 from serving.bulk.remote import GatewayRunner
-from serving.bulk.runners import StagesRunner, TaskRunner
+from serving.bulk.runners import PipelineRunner, TaskRunner
 
 #: deployment names given by `serving.ray_serve.deployments.build_app`
 ENGINE, PROMPT_BUILDER, DECODER = "Engine", "PromptBuilder", "Decoder"
@@ -45,7 +45,7 @@ async def open_runner(execution: ExecutionConfig) -> AsyncIterator[TaskRunner]:
 
 @asynccontextmanager
 async def _local(execution: ExecutionConfig) -> AsyncIterator[TaskRunner]:
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import start_vllm_engine
     from serving.engine.checkpoint import local_model_dir
@@ -55,12 +55,12 @@ async def _local(execution: ExecutionConfig) -> AsyncIterator[TaskRunner]:
     model_dir = execution.model_dir or Path(local_model_dir(engine_config.tokenizer_path))
     engine = await start_vllm_engine(engine_config)
     try:
-        stages = LocalStages(
+        stages = LocalPipeline(
             BuildStage.from_model(model_dir, max_model_len=engine.limits.max_model_len),
             engine,
             DecodeStage.from_model(model_dir),
         )
-        yield StagesRunner(stages, request_cells=execution.request_cells)
+        yield PipelineRunner(stages, request_cells=execution.request_cells)
     finally:
         engine.shutdown()
 
@@ -77,14 +77,14 @@ def _ray(execution: ExecutionConfig) -> TaskRunner:
                 f"No Ray cluster at {address!r} ({exc}). Start the application with "
                 "`c2s serve`, or leave out --ray-address to run in this process."
             ) from None
-    return StagesRunner(serve_stages(execution), request_cells=execution.request_cells)
+    return PipelineRunner(serve_stages(execution), request_cells=execution.request_cells)
 
 
 def serve_stages(execution: ExecutionConfig):
-    """`RayStages` over the Serve application's deployments (Ray already initialised)."""
+    """`RayPipeline` over the Serve application's deployments (Ray already initialised)."""
     from ray import serve
 
-    from serving.ray_serve.deployments import RayStages
+    from serving.ray_serve.deployments import RayPipeline
 
     address = execution.ray_address or "auto"
 
@@ -97,4 +97,4 @@ def serve_stages(execution: ExecutionConfig):
                 f"application {execution.ray_app!r} ({exc}); check --ray-app."
             ) from None
 
-    return RayStages(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER))
+    return RayPipeline(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER))

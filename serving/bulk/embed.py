@@ -31,8 +31,8 @@ from serving.bulk.errors import AnnotateError
 from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.progress import NullProgress, ProgressListener
 from serving.core.embeddings import (
-    EmbeddingStages,
-    LocalEmbeddingStages,
+    EmbeddingPipeline,
+    LocalEmbeddingPipeline,
     embedding,
     embedding_job,
 )
@@ -82,7 +82,7 @@ class EmbedResult:
 
 async def embed_file(
     config: EmbedConfig,
-    stages: EmbeddingStages,
+    stages: EmbeddingPipeline,
     *,
     progress: ProgressListener | None = None,
     source: InputFile | None = None,
@@ -177,7 +177,7 @@ def write_embedded(config: EmbedConfig, embeddings: np.ndarray, provenance: dict
 
 
 @asynccontextmanager
-async def open_embedding_stages(execution: ExecutionConfig) -> AsyncIterator[EmbeddingStages]:
+async def open_embedding_stages(execution: ExecutionConfig) -> AsyncIterator[EmbeddingPipeline]:
     """The stages of ``execution``: a pooling engine started here (closed on exit), or a
     Ray Serve application's deployments."""
     if execution.mode == "endpoint":
@@ -198,16 +198,16 @@ async def open_embedding_stages(execution: ExecutionConfig) -> AsyncIterator[Emb
     embedder = await start_vllm_embedder(engine)
     try:
         builder = BuildStage.from_model(model_dir, max_model_len=embedder.limits.max_model_len)
-        yield LocalEmbeddingStages(builder, embedder)
+        yield LocalEmbeddingPipeline(builder, embedder)
     finally:
         embedder.shutdown()
 
 
-def _ray_stages(execution: ExecutionConfig) -> EmbeddingStages:
+def _ray_stages(execution: ExecutionConfig) -> EmbeddingPipeline:
     import ray
     from ray import serve
 
-    from serving.ray_serve.deployments import RayStages
+    from serving.ray_serve.deployments import RayPipeline
 
     if not ray.is_initialized():
         ray.init(address=execution.ray_address or "auto", log_to_driver=False)
@@ -215,7 +215,7 @@ def _ray_stages(execution: ExecutionConfig) -> EmbeddingStages:
     def handle(name: str):
         return serve.get_deployment_handle(name, app_name=execution.ray_app)
 
-    return RayStages(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER), handle(EMBEDDER))
+    return RayPipeline(handle(ENGINE), handle(PROMPT_BUILDER), handle(DECODER), handle(EMBEDDER))
 
 
 async def embed(config: EmbedConfig, progress: ProgressListener | None = None) -> EmbedResult:

@@ -1,6 +1,6 @@
 """What the job asks of the serving stack: answer many inputs of one task, in order.
 
-`StagesRunner` runs them through `serving.core.pipeline.fan_out` over any `Stages` (the
+`PipelineRunner` runs them through `serving.core.pipeline.fan_out` over any `Pipeline` (the
 plain classes in this process, or Ray Serve handles); `serving.bulk.remote.GatewayRunner`
 sends them to a gateway's ``POST /v1/tasks/{task}``. Either way the prompts, the engine
 requests and the parsing are the server's own.
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from serving.core.label_sets import LabelSet, label_set_answer
-from serving.core.pipeline import BatchItem, RankedStages, Stages, fan_out, generation
-from serving.core.stages import PromptJob
+from serving.core.pipeline import BatchItem, Pipeline, RankedStages, fan_out, generation
+from serving.core.stages import PromptRequest
 from serving.core.tasks import default_registry
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.sentences import ranked_to_sentences
@@ -83,13 +83,13 @@ class RankedRunner(Protocol):
         ...
 
 
-class StagesRunner:
+class PipelineRunner:
     """A `TaskRunner` over the serving stages, with the tasks' default sampling.
 
     Parameters
     ----------
     stages
-        `serving.core.pipeline.LocalStages` or `serving.ray_serve.deployments.RayStages`.
+        `serving.core.pipeline.LocalPipeline` or `serving.ray_serve.deployments.RayPipeline`.
     model_name
         The name written beside every answer; by default the engine's, read from its
         limits when `max_model_len` is first asked.
@@ -98,7 +98,7 @@ class StagesRunner:
     """
 
     def __init__(
-        self, stages: Stages, model_name: str | None = None, request_cells: int = 32
+        self, stages: Pipeline, model_name: str | None = None, request_cells: int = 32
     ) -> None:
         self.stages = stages
         self.model_name = model_name
@@ -118,7 +118,7 @@ class StagesRunner:
         label_set: LabelSet | None = None,
     ) -> list[Answer]:
         jobs = [
-            PromptJob(task=task, inputs=payload, template=int(template))
+            PromptRequest(task=task, inputs=payload, template=int(template))
             for payload, template in zip(inputs, templates, strict=True)
         ]
         params_for = lambda prompt: prompt.params  # noqa: E731 (the tasks' own sampling)
@@ -144,7 +144,7 @@ class StagesRunner:
         templates: Sequence[int],
     ) -> list[Answer]:
         """`run` of one-cell inputs given as ranked genes: stages that build prompts from
-        those (`LocalStages`) never make a sentence; others get the sentences."""
+        those (`LocalPipeline`) never make a sentence; others get the sentences."""
         if not isinstance(self.stages, RankedStages):
             sentences = ranked_to_sentences(cells, vocabulary)
             return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)

@@ -14,30 +14,32 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from serving.core.pipeline import ChunkAnswer
-from serving.core.stages import BuildStage, PreparedPrompt, PromptJob
+from serving.core.pipeline import ChunkHandler
+from serving.core.stages import BuildStage, PreparedPrompt, PromptRequest
 from serving.engine import Embedder, Embedding
 
 #: the prompt C2S embeds a cell with
 EMBEDDING_TASK = "cell_type_prediction"
 
 
-class EmbeddingStages(Protocol):
-    """What embedding needs of the serving stages (`serving.core.pipeline.Stages` has it)."""
+class EmbeddingPipeline(Protocol):
+    """What embedding needs of the serving stages (`serving.core.pipeline.Pipeline` has it)."""
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+    async def build(
+        self, jobs: Sequence[PromptRequest], offset: int = 0
+    ) -> list[PreparedPrompt]: ...
 
     async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]: ...
 
 
-class LocalEmbeddingStages:
+class LocalEmbeddingPipeline:
     """Prompt building and a pooling engine in this process, with no generating engine."""
 
     def __init__(self, builder: BuildStage, embedder: Embedder) -> None:
         self.builder = builder
         self.embedder = embedder
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+    async def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
         return self.builder.build(jobs, offset)
 
     async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
@@ -49,20 +51,22 @@ def embedding_job(
     n_genes: int | None = None,
     organism: str | None = None,
     template: int = 0,
-) -> PromptJob:
+) -> PromptRequest:
     """The prompt job that embeds one cell (a sentence or ``{"genes", "values"}``)."""
     inputs: dict[str, Any] = {"cell": cell}
     if n_genes is not None:
         inputs["n_genes"] = n_genes
     if organism is not None:
         inputs["organism"] = organism
-    return PromptJob(task=EMBEDDING_TASK, inputs=inputs, template=template)
+    return PromptRequest(task=EMBEDDING_TASK, inputs=inputs, template=template)
 
 
-def embedding(stages: EmbeddingStages) -> ChunkAnswer[Embedding]:
+def embedding(stages: EmbeddingPipeline) -> ChunkHandler[Embedding]:
     """`serving.core.pipeline.fan_out`'s answer for embeddings: a built chunk's vectors."""
 
-    async def answer(jobs: Sequence[PromptJob], prompts: list[PreparedPrompt]) -> list[Embedding]:
+    async def answer(
+        jobs: Sequence[PromptRequest], prompts: list[PreparedPrompt]
+    ) -> list[Embedding]:
         return await stages.embed(prompts)
 
     return answer

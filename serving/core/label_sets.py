@@ -15,7 +15,7 @@ for one label, ``Cell 1:\\nA.\\nCell 2:\\nB.\\n.`` for per-cell labels. Per-cell
 scored cell after cell, each given the best labels of the cells before it.
 
 `label_set_answer` is `serving.core.pipeline.fan_out`'s answer for a label set, over any
-`serving.core.pipeline.Stages` (in-process, or Ray Serve handles), so the gateway and the bulk
+`serving.core.pipeline.Pipeline` (in-process, or Ray Serve handles), so the gateway and the bulk
 job share it.
 """
 
@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from serving.core.errors import ConfigError, InvalidRequest
 from serving.core.label_scoring import ScoredLabel, score_labels
-from serving.core.pipeline import BatchItem, ChunkAnswer, Stages, decode_completions
+from serving.core.pipeline import BatchItem, ChunkHandler, Pipeline, decode_completions
 from serving.core.protocol import MAX_LABELS
-from serving.core.stages import DecodedAnswer, PreparedPrompt, PromptJob
+from serving.core.stages import DecodedResult, PreparedPrompt, PromptRequest
 from serving.core.tasks.parsers import OutputKind
 from serving.core.tasks.registry import TaskRegistry
 from serving.core.tasks.spec import TaskSpec
@@ -112,7 +112,7 @@ def read_label_file(path: str | Path) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class AnswerShape:
+class LabelShape:
     """Where a task's answer template puts its label(s): the text before and after.
 
     Attributes
@@ -131,7 +131,7 @@ class AnswerShape:
     tail: str
 
     @classmethod
-    def of(cls, spec: TaskSpec) -> AnswerShape:
+    def of(cls, spec: TaskSpec) -> LabelShape:
         """The shape of ``spec``'s answers; raises `InvalidRequest` for a task without labels."""
         if spec.output not in LABEL_OUTPUTS:
             raise InvalidRequest(
@@ -173,14 +173,14 @@ def _regex_literal(text: str) -> str:
     return _REGEX_SPECIAL.sub(r"\\\1", text).replace("\n", r"\n").replace("\t", r"\t")
 
 
-def answer_shapes(registry: TaskRegistry, jobs: Sequence[PromptJob]) -> dict[str, AnswerShape]:
+def answer_shapes(registry: TaskRegistry, jobs: Sequence[PromptRequest]) -> dict[str, LabelShape]:
     """The answer shape of every task of ``jobs``; raw prompts take no label set."""
     if any(job.task is None for job in jobs):
         raise InvalidRequest("Label sets need a task; raw prompts take none.", param="labels")
-    return {task: AnswerShape.of(registry.get(task)) for task in {job.task for job in jobs}}
+    return {task: LabelShape.of(registry.get(task)) for task in {job.task for job in jobs}}
 
 
-def cell_count(shape: AnswerShape, job: PromptJob) -> int:
+def cell_count(shape: LabelShape, job: PromptRequest) -> int:
     """Labels one answer holds: the job's cells for per-cell answers, else one."""
     if not shape.per_cell:
         return 1
@@ -188,7 +188,7 @@ def cell_count(shape: AnswerShape, job: PromptJob) -> int:
 
 
 def constrained_params(
-    shape: AnswerShape, labels: Sequence[str], n_cells: int, params: GenerationParams
+    shape: LabelShape, labels: Sequence[str], n_cells: int, params: GenerationParams
 ) -> GenerationParams:
     """``params`` with the output restricted to answers whose labels are in ``labels``.
 
@@ -207,7 +207,7 @@ def constrained_params(
 
 
 def with_membership(
-    shape: AnswerShape, result: Mapping[str, Any], labels: Sequence[str]
+    shape: LabelShape, result: Mapping[str, Any], labels: Sequence[str]
 ) -> dict[str, Any]:
     """``result`` with ``in_label_set``: whether its label (each cell's) is in the set,
     compared exactly."""
@@ -218,7 +218,7 @@ def with_membership(
 
 
 @dataclass(frozen=True, slots=True)
-class ScoredAnswer:
+class ScoredLabels:
     """The best answer of a scoring and the ranked labels behind it.
 
     Attributes
@@ -253,14 +253,14 @@ class LabelScorer:
         The checkpoint's end-of-sequence id, which ends every answer.
     """
 
-    def __init__(self, stages: Stages, label_set: LabelSet, eos_token_id: int) -> None:
+    def __init__(self, stages: Pipeline, label_set: LabelSet, eos_token_id: int) -> None:
         self.stages = stages
         self.label_set = label_set
         self.eos = eos_token_id
         self._encoded: dict[tuple[str, ...], asyncio.Future] = {}
 
     @classmethod
-    async def for_stages(cls, stages: Stages, label_set: LabelSet) -> LabelScorer:
+    async def for_stages(cls, stages: Pipeline, label_set: LabelSet) -> LabelScorer:
         eos = (await stages.limits()).eos_token_id
         if eos is None:
             raise ConfigError("The checkpoint names no EOS token, which ends every answer.")
@@ -275,8 +275,8 @@ class LabelScorer:
         return await self.stages.complete(PreparedPrompt(tuple(ids), params), params)
 
     async def score(
-        self, shape: AnswerShape, prompt_ids: Sequence[int], n_cells: int = 1
-    ) -> ScoredAnswer:
+        self, shape: LabelShape, prompt_ids: Sequence[int], n_cells: int = 1
+    ) -> ScoredLabels:
         """Rank the labels for each slot of the answer, best label first.
 
         Per-cell answers are scored cell after cell: cell i's candidates follow the best
@@ -302,7 +302,7 @@ class LabelScorer:
             chosen.append(scored[0].label)
             ranked.append(tuple(scored[: self.label_set.top_k]))
         best = answers[labels.index(chosen[-1])]
-        return ScoredAnswer(shape.text(chosen), best, tuple(ranked))
+        return ScoredLabels(shape.text(chosen), best, tuple(ranked))
 
 
 def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -315,7 +315,7 @@ def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 
 def scored_result(
-    shape: AnswerShape, result: Mapping[str, Any], answer: ScoredAnswer
+    shape: LabelShape, result: Mapping[str, Any], answer: ScoredLabels
 ) -> dict[str, Any]:
     """A parsed scored answer with its ranked labels (``label_scores``) beside it."""
     scores = [[s.as_dict() for s in slot] for slot in answer.ranked]
@@ -325,15 +325,15 @@ def scored_result(
 
 
 async def label_set_answer(
-    stages: Stages,
-    jobs: Sequence[PromptJob],
+    stages: Pipeline,
+    jobs: Sequence[PromptRequest],
     params_for: Callable[[PreparedPrompt], GenerationParams],
     *,
     label_set: LabelSet,
     registry: TaskRegistry,
     logprob_tokens: bool = False,
     reconstruct_expression: bool = False,
-) -> ChunkAnswer[BatchItem]:
+) -> ChunkHandler[BatchItem]:
     """`serving.core.pipeline.fan_out`'s answer for prediction tasks against a label set.
 
     ``jobs`` are checked to be label-set tasks before anything is built. Free and
@@ -346,7 +346,7 @@ async def label_set_answer(
     if label_set.mode == "scored":
         scorer = await LabelScorer.for_stages(stages, label_set)
 
-    async def answer_one(job: PromptJob, prompt: PreparedPrompt):
+    async def answer_one(job: PromptRequest, prompt: PreparedPrompt):
         shape = shapes[job.task]
         n_cells = cell_count(shape, job)
         if n_cells < 1:
@@ -360,7 +360,7 @@ async def label_set_answer(
             params = constrained_params(shape, label_set.labels, n_cells, params)
         return await stages.complete(prompt, params), None
 
-    async def answer_chunk(chunk_jobs: Sequence[PromptJob], prompts: list[PreparedPrompt]):
+    async def answer_chunk(chunk_jobs: Sequence[PromptRequest], prompts: list[PreparedPrompt]):
         answered = await asyncio.gather(
             *(answer_one(j, p) for j, p in zip(chunk_jobs, prompts, strict=True))
         )
@@ -381,7 +381,7 @@ async def label_set_answer(
                     if scored is not None
                     else with_membership(shape, result, label_set.labels)
                 )
-                answers.append(DecodedAnswer(result, answer.tokens))
+                answers.append(DecodedResult(result, answer.tokens))
             items.append(BatchItem(prompt, completion, tuple(answers)))
         return items
 

@@ -1,7 +1,7 @@
 """The fan-out of one request: build -> generate -> decode, over any wiring of stages.
 
-`Stages` is what the gateway and the bulk job need from the serving core. `LocalStages`
-wires the plain classes in one process; `serving.ray_serve.deployments.RayStages` wires Ray Serve
+`Pipeline` is what the gateway and the bulk job need from the serving core. `LocalPipeline`
+wires the plain classes in one process; `serving.ray_serve.deployments.RayPipeline` wires Ray Serve
 handles. `fan_out` is the one fan-out of a batch (chunk, build, answer, gather in order)
 for generation (`generation`), label sets (`serving.core.label_sets.label_set_answer`),
 embeddings (`serving.core.embeddings.embedding`) and the bulk job's runner.
@@ -17,11 +17,11 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from serving.core.errors import InvalidRequest
 from serving.core.stages import (
     BuildStage,
-    DecodedAnswer,
-    DecodeJob,
+    DecodedResult,
+    DecodeRequest,
     DecodeStage,
     PreparedPrompt,
-    PromptJob,
+    PromptRequest,
 )
 from serving.engine import (
     Completion,
@@ -39,10 +39,12 @@ from tokenizer_ext import GeneVocabulary, RankedCells
 T = TypeVar("T")
 
 
-class Stages(Protocol):
+class Pipeline(Protocol):
     """The serving core as the gateway and the bulk job see it."""
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+    async def build(
+        self, jobs: Sequence[PromptRequest], offset: int = 0
+    ) -> list[PreparedPrompt]: ...
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion: ...
 
@@ -50,7 +52,7 @@ class Stages(Protocol):
         self, prompt: PreparedPrompt, params: GenerationParams
     ) -> AsyncIterator[StepOutput]: ...
 
-    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]: ...
+    async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]: ...
 
     async def health(self) -> None: ...
 
@@ -65,7 +67,7 @@ class Stages(Protocol):
 
 @runtime_checkable
 class RankedStages(Protocol):
-    """Stages that build one-cell prompts from ranked genes (in-process: `LocalStages`)."""
+    """Pipeline that build one-cell prompts from ranked genes (in-process: `LocalPipeline`)."""
 
     async def build_ranked(
         self,
@@ -90,7 +92,7 @@ class EmbeddingsUnavailable(InvalidRequest):
         )
 
 
-class LocalStages:
+class LocalPipeline:
     """All stages in this process: the plain classes, called directly.
 
     ``embedder`` is the optional pooling engine behind `embed`.
@@ -108,7 +110,7 @@ class LocalStages:
         self.decoder = decoder
         self.embedder = embedder
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+    async def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
         return self.builder.build(jobs, offset)
 
     async def build_ranked(
@@ -128,7 +130,7 @@ class LocalStages:
     def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
         return self.engine.generate(prompt.token_ids, params)
 
-    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+    async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         return self.decoder.decode(jobs)
 
     async def health(self) -> None:
@@ -155,7 +157,7 @@ class BatchItem:
 
     prompt: PreparedPrompt
     completion: Completion
-    answers: tuple[DecodedAnswer, ...]
+    answers: tuple[DecodedResult, ...]
 
 
 def logprob_token_ids(output: GeneratedSequence | SequenceDelta) -> tuple[int, ...]:
@@ -167,15 +169,15 @@ def logprob_token_ids(output: GeneratedSequence | SequenceDelta) -> tuple[int, .
 
 
 async def decode_completions(
-    stages: Stages,
+    stages: Pipeline,
     prompts: Sequence[PreparedPrompt],
     completions: Sequence[Completion],
     logprob_tokens: bool = False,
     reconstruct_expression: bool = False,
-) -> list[tuple[DecodedAnswer, ...]]:
+) -> list[tuple[DecodedResult, ...]]:
     """Every choice of every completion parsed in one decode call: each prompt's answers."""
     jobs = [
-        DecodeJob(
+        DecodeRequest(
             p.task,
             out.text,
             logprob_token_ids(out) if logprob_tokens else (),
@@ -196,17 +198,19 @@ def chunked(items: Sequence, size: int) -> list[tuple[int, Sequence]]:
 class Builds(Protocol):
     """What `fan_out` needs of the stages: building chunks of jobs."""
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]: ...
+    async def build(
+        self, jobs: Sequence[PromptRequest], offset: int = 0
+    ) -> list[PreparedPrompt]: ...
 
 
 #: answers one built chunk: its jobs and their prompts in, one result per job out
-ChunkAnswer = Callable[[Sequence[PromptJob], list[PreparedPrompt]], Awaitable[list[T]]]
+ChunkHandler = Callable[[Sequence[PromptRequest], list[PreparedPrompt]], Awaitable[list[T]]]
 
 
 async def fan_out(
     stages: Builds,
-    jobs: Sequence[PromptJob],
-    answer: ChunkAnswer[T],
+    jobs: Sequence[PromptRequest],
+    answer: ChunkHandler[T],
     *,
     chunk_size: int,
     build_first: bool = True,
@@ -228,7 +232,7 @@ async def fan_out(
         )
     else:
 
-        async def build_and_answer(offset: int, chunk: Sequence[PromptJob]) -> list[T]:
+        async def build_and_answer(offset: int, chunk: Sequence[PromptRequest]) -> list[T]:
             return await answer(chunk, await stages.build(chunk, offset))
 
         done = await asyncio.gather(*(build_and_answer(o, c) for o, c in chunks))
@@ -236,16 +240,18 @@ async def fan_out(
 
 
 def generation(
-    stages: Stages,
+    stages: Pipeline,
     params_for: Callable[[PreparedPrompt], GenerationParams],
     *,
     logprob_tokens: bool = False,
     reconstruct_expression: bool = False,
-) -> ChunkAnswer[BatchItem]:
+) -> ChunkHandler[BatchItem]:
     """`fan_out`'s answer for plain generation: every prompt of a chunk generated with
     ``params_for(prompt)``, then the chunk's answers parsed in one decode call."""
 
-    async def answer(jobs: Sequence[PromptJob], prompts: list[PreparedPrompt]) -> list[BatchItem]:
+    async def answer(
+        jobs: Sequence[PromptRequest], prompts: list[PreparedPrompt]
+    ) -> list[BatchItem]:
         completions = await asyncio.gather(*(stages.complete(p, params_for(p)) for p in prompts))
         answers = await decode_completions(
             stages, prompts, completions, logprob_tokens, reconstruct_expression

@@ -36,7 +36,7 @@ RAW_DEFAULTS = GenerationParams(max_tokens=16, temperature=1.0)
 
 
 @dataclass(frozen=True, slots=True)
-class PromptJob:
+class PromptRequest:
     """One prompt to build: a task with its inputs, or a raw prompt (text or ids)."""
 
     task: str | None = None
@@ -60,7 +60,7 @@ class PreparedPrompt:
 
 
 @dataclass(frozen=True, slots=True)
-class DecodeJob:
+class DecodeRequest:
     """One generated answer to parse, and token ids to render as text (for logprobs)."""
 
     task: str | None
@@ -70,7 +70,7 @@ class DecodeJob:
 
 
 @dataclass(frozen=True, slots=True)
-class DecodedAnswer:
+class DecodedResult:
     """A parsed answer (``None`` for raw prompts) and the text of each requested token."""
 
     result: dict[str, Any] | None
@@ -182,7 +182,7 @@ class BuildStage:
         vocabulary = frozenset(g.upper() for g in genes) if genes else None
         return cls(PromptBuilder.from_model(model_dir, **kwargs), vocabulary)
 
-    def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+    def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
         """Build every job, in order; the first invalid one raises `BatchItemError`
         (or its own error when the chunk holds one job).
 
@@ -238,19 +238,19 @@ class BuildStage:
         if built is not None:
             return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
         jobs = [
-            PromptJob(task, {**fields, "cell": sentence}, template=t)
+            PromptRequest(task, {**fields, "cell": sentence}, template=t)
             for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
         ]
         return self.build(jobs, offset)
 
-    def _validated(self, job: PromptJob) -> TaskInput:
+    def _validated(self, job: PromptRequest) -> TaskInput:
         spec = self.builder.registry.get(job.task)
         data = self.builder.validate(spec, job.inputs or {})
         check_trained_range(spec, data)
         check_cell_genes(spec, data, self.vocabulary)
         return data
 
-    def _build_one(self, job: PromptJob) -> PreparedPrompt:
+    def _build_one(self, job: PromptRequest) -> PreparedPrompt:
         if job.task is None:
             return self._raw(job.raw_prompt)
         return _prepared(self.builder.build(job.task, self._validated(job), job.template))
@@ -305,17 +305,17 @@ class DecodeStage:
             Decoder.from_model(model_dir), TextEncoder.load(model_dir / "tokenizer.json"), fit
         )
 
-    def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+    def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         return [self._decode_one(job) for job in jobs]
 
-    def _decode_one(self, job: DecodeJob) -> DecodedAnswer:
+    def _decode_one(self, job: DecodeRequest) -> DecodedResult:
         result = None
         if job.task is not None:
             result = self.decoder.decode(job.task, job.text).model_dump()
             if job.reconstruct_expression:
                 result = self._with_expression(result)
         tokens = {t: self.encoder.decode([t]) for t in set(job.token_ids)}
-        return DecodedAnswer(result, tokens)
+        return DecodedResult(result, tokens)
 
     def _with_expression(self, result: dict[str, Any]) -> dict[str, Any]:
         """Add C2S's rank-to-expression values beside every generated gene list."""

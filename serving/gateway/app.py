@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from serving.core.errors import EngineUnavailable
-from serving.core.pipeline import Stages
+from serving.core.pipeline import Pipeline
 from serving.core.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -148,7 +148,7 @@ async def _in_band_errors(events: AsyncIterator[str]) -> AsyncIterator[str]:
         yield f"data: {error_response(exc).body.decode()}\n\n"
 
 
-def create_app(config: GatewayConfig, stages: Stages, registry: TaskRegistry) -> FastAPI:
+def create_app(config: GatewayConfig, stages: Pipeline, registry: TaskRegistry) -> FastAPI:
     """The gateway app over ``stages``; middleware order: CORS (only when configured),
     auth, body size, admission."""
     metrics = GatewayMetrics()

@@ -12,7 +12,7 @@ import numpy as np
 
 from serving.core.embeddings import EMBEDDING_TASK, embedding, embedding_job
 from serving.core.errors import InvalidRequest
-from serving.core.pipeline import Stages, fan_out
+from serving.core.pipeline import Pipeline, fan_out
 from serving.core.protocol import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
 from serving.engine import Embedding
 from serving.gateway.errors import UnknownModel
@@ -33,7 +33,7 @@ class EmbeddingService:
     built and embedded in chunks of ``batch_chunk_size`` cells, concurrently.
     """
 
-    def __init__(self, config: GatewayConfig, stages: Stages) -> None:
+    def __init__(self, config: GatewayConfig, stages: Pipeline) -> None:
         self.config = config
         self.stages = stages
 

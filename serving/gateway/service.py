@@ -1,4 +1,4 @@
-"""`OpenAIService`: protocol requests in, protocol responses out, over any `Stages`.
+"""`OpenAIService`: protocol requests in, protocol responses out, over any `Pipeline`.
 
 It knows OpenAI's shapes and the task registry, but nothing of HTTP: the FastAPI routes
 call it, and tests can too.
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from serving.core.errors import InvalidRequest
 from serving.core.label_sets import LabelSet, label_set_answer
-from serving.core.pipeline import BatchItem, Stages, fan_out, generation
+from serving.core.pipeline import BatchItem, Pipeline, fan_out, generation
 from serving.core.protocol import (
     ChatCompletionChoice,
     ChatCompletionRequest,
@@ -32,7 +32,7 @@ from serving.core.protocol import (
     TaskItemResult,
     Usage,
 )
-from serving.core.stages import PreparedPrompt, PromptJob
+from serving.core.stages import PreparedPrompt, PromptRequest
 from serving.core.tasks.registry import TaskRegistry
 from serving.engine import GenerationParams
 from serving.gateway.errors import UnknownModel
@@ -51,7 +51,7 @@ class OpenAIService:
     def __init__(
         self,
         config: GatewayConfig,
-        stages: Stages,
+        stages: Pipeline,
         registry: TaskRegistry,
         metrics: GatewayMetrics | None = None,
     ) -> None:
@@ -138,7 +138,7 @@ class OpenAIService:
 
     # ------------------------------------------------------------------ jobs
 
-    def completion_job(self, request: CompletionRequest, task: str | None) -> PromptJob:
+    def completion_job(self, request: CompletionRequest, task: str | None) -> PromptRequest:
         if request.echo or request.suffix:
             raise InvalidRequest("echo and suffix are not supported.", param="echo")
         template = 0 if request.template_index is None else request.template_index
@@ -151,11 +151,11 @@ class OpenAIService:
             if request.prompt is None:
                 raise InvalidRequest("prompt is required.", param="prompt")
             raw = request.prompt if isinstance(request.prompt, str) else tuple(request.prompt)
-            return PromptJob(raw_prompt=raw)
+            return PromptRequest(raw_prompt=raw)
         if request.inputs is not None:
-            return PromptJob(task=task, inputs=request.inputs, template=template)
+            return PromptRequest(task=task, inputs=request.inputs, template=template)
         if isinstance(request.prompt, str):
-            return PromptJob(
+            return PromptRequest(
                 task=task, inputs=self.text_inputs(task, request.prompt), template=template
             )
         raise InvalidRequest(f"Task {task!r} needs 'inputs' (or a text prompt).", param="inputs")
@@ -225,7 +225,7 @@ class OpenAIService:
             model=request.model, choices=choices, usage=usage_of(item.completion)
         )
 
-    def _chat_job(self, request: ChatCompletionRequest) -> PromptJob:
+    def _chat_job(self, request: ChatCompletionRequest) -> PromptRequest:
         task = self.resolve_task(request)
         if task is None:
             raise InvalidRequest(
@@ -238,11 +238,11 @@ class OpenAIService:
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="messages") from None
         template = 0 if request.template_index is None else request.template_index
-        return PromptJob(task=task, inputs=self.text_inputs(task, text), template=template)
+        return PromptRequest(task=task, inputs=self.text_inputs(task, text), template=template)
 
     async def _run_one(
         self,
-        job: PromptJob,
+        job: PromptRequest,
         request: SamplingFields,
         *,
         logprobs: int | None,
@@ -266,7 +266,7 @@ class OpenAIService:
     async def _answer_batch(
         self,
         request: LabelSetFields,
-        jobs: list[PromptJob],
+        jobs: list[PromptRequest],
         params_for: Callable[[PreparedPrompt], GenerationParams],
         *,
         chunk_size: int,
@@ -334,7 +334,9 @@ class OpenAIService:
     async def run_task(self, task: str, request: TaskBatchRequest) -> TaskBatchResponse:
         self.registry.get(task)
         template = 0 if request.template_index is None else request.template_index
-        jobs = [PromptJob(task=task, inputs=inputs, template=template) for inputs in request.inputs]
+        jobs = [
+            PromptRequest(task=task, inputs=inputs, template=template) for inputs in request.inputs
+        ]
         sampling = SamplingFields(
             model=self.config.model_name,
             max_tokens=request.max_tokens,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from serving.core.pipeline import Stages, logprob_token_ids
+from serving.core.pipeline import Pipeline, logprob_token_ids
 from serving.core.protocol import (
     ChatChunkChoice,
     ChatCompletionChunk,
@@ -18,7 +18,7 @@ from serving.core.protocol import (
     CompletionResponse,
     Usage,
 )
-from serving.core.stages import DecodeJob, PreparedPrompt
+from serving.core.stages import DecodeRequest, PreparedPrompt
 from serving.engine import GenerationParams, StepOutput
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.openai_shapes import (
@@ -30,7 +30,7 @@ from serving.gateway.openai_shapes import (
 
 
 async def stream_events(
-    stages: Stages,
+    stages: Pipeline,
     metrics: GatewayMetrics,
     request: CompletionRequest | ChatCompletionRequest,
     prompt: PreparedPrompt,
@@ -81,7 +81,7 @@ async def stream_events(
 
 
 async def _stream_chunk(
-    stages: Stages, request, prompt, params, step: StepOutput, stream_id, created, texts
+    stages: Pipeline, request, prompt, params, step: StepOutput, stream_id, created, texts
 ):
     """The chunk of one engine step (``None`` when it holds no delta) and its tokens."""
     chat = isinstance(request, ChatCompletionRequest)
@@ -91,7 +91,7 @@ async def _stream_chunk(
         full = texts[delta.index] if delta.finish_reason is not None else ""
         task = prompt.task if delta.finish_reason is not None else None
         ids = logprob_token_ids(delta) if params.logprobs is not None else ()
-        decode_jobs.append(DecodeJob(task, full, ids))
+        decode_jobs.append(DecodeRequest(task, full, ids))
     answers = (
         await stages.decode(decode_jobs)
         if (params.logprobs is not None or any(d.finish_reason for d in step.deltas))

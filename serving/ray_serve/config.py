@@ -1,4 +1,4 @@
-"""Typed configuration of the online stack: `GatewayConfig`, `StageConfig`, `AppConfig`.
+"""Typed configuration of the online stack: `GatewayConfig`, `ReplicaConfig`, `AppConfig`.
 
 `AppConfig` is the one schema shared by ``c2s serve``, ``serve run`` config files and
 KubeRay's ``serveConfigV2``: `serving.ray_serve.deployments.build_app` validates a plain dict into
@@ -78,7 +78,7 @@ class AutoscalingConfig(StrictModel):
     target_ongoing_requests: float = Field(default=8, gt=0)
 
 
-class StageConfig(StrictModel):
+class ReplicaConfig(StrictModel):
     """Replicas of one deployment; ``autoscaling`` replaces ``num_replicas`` when set.
 
     ``resources`` are Ray custom resources each replica needs: only nodes that advertise
@@ -98,20 +98,20 @@ class AppConfig(StrictModel):
 
     engine: EngineConfig = Field(default_factory=lambda: EngineConfig(model=str(DEMO_MODEL_DIR)))
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
-    engine_stage: StageConfig = Field(
-        default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
+    engine_stage: ReplicaConfig = Field(
+        default_factory=lambda: ReplicaConfig(num_cpus=0, max_ongoing_requests=1024)
     )
-    prompt_builder: StageConfig = Field(default_factory=StageConfig)
-    decoder: StageConfig = Field(default_factory=StageConfig)
-    gateway_stage: StageConfig = Field(
-        default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
+    prompt_builder: ReplicaConfig = Field(default_factory=ReplicaConfig)
+    decoder: ReplicaConfig = Field(default_factory=ReplicaConfig)
+    gateway_stage: ReplicaConfig = Field(
+        default_factory=lambda: ReplicaConfig(num_cpus=0, max_ongoing_requests=1024)
     )
     engine_num_gpus: float = Field(default=0, ge=0)
     #: the ``Embedder`` deployment behind ``/v1/embeddings``: a vLLM pooling engine on
     #: this checkpoint, beside the generating one; ``None`` (the default) runs none
     embedder: EngineConfig | None = None
-    embedder_stage: StageConfig = Field(
-        default_factory=lambda: StageConfig(num_cpus=0, max_ongoing_requests=1024)
+    embedder_stage: ReplicaConfig = Field(
+        default_factory=lambda: ReplicaConfig(num_cpus=0, max_ongoing_requests=1024)
     )
 
     @model_validator(mode="before")

@@ -25,11 +25,11 @@ from serving.core.errors import C2SError, EngineUnavailable
 from serving.core.pipeline import EmbeddingsUnavailable
 from serving.core.stages import (
     BuildStage,
-    DecodedAnswer,
-    DecodeJob,
+    DecodedResult,
+    DecodeRequest,
     DecodeStage,
     PreparedPrompt,
-    PromptJob,
+    PromptRequest,
 )
 from serving.core.tasks import default_registry
 from serving.engine import (
@@ -45,7 +45,7 @@ from serving.engine import (
     start_vllm_engine,
 )
 from serving.engine.checkpoint import local_model_dir
-from serving.ray_serve.config import AppConfig, StageConfig
+from serving.ray_serve.config import AppConfig, ReplicaConfig
 from serving.settings import C2SSettings
 
 
@@ -97,7 +97,7 @@ class PromptBuilderServer:
     def __init__(self, model_dir: str, max_model_len: int | None) -> None:
         self.stage = BuildStage.from_model(model_dir, max_model_len=max_model_len)
 
-    def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+    def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
         return self.stage.build(jobs, offset)
 
     def encode_texts(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
@@ -110,7 +110,7 @@ class DecoderServer:
     def __init__(self, model_dir: str) -> None:
         self.stage = DecodeStage.from_model(model_dir)
 
-    def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+    def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         return self.stage.decode(jobs)
 
 
@@ -135,8 +135,8 @@ def _translated(exc: Exception, *, engine: bool) -> BaseException:
     return exc
 
 
-class RayStages:
-    """`serving.core.pipeline.Stages` over deployment handles.
+class RayPipeline:
+    """`serving.core.pipeline.Pipeline` over deployment handles.
 
     With ``inline`` (the plain build and decode stages in this process), chunks of at
     most ``inline_max_items`` are built and parsed here instead of on the replicas: one
@@ -171,7 +171,7 @@ class RayStages:
         except Exception as exc:
             raise _translated(exc, engine=engine) from None
 
-    async def build(self, jobs: Sequence[PromptJob], offset: int = 0) -> list[PreparedPrompt]:
+    async def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
         if len(jobs) <= self.inline_max_items:
             return self.inline[0].build(jobs, offset)
         return await self._call(self.builder.build.remote(list(jobs), offset))
@@ -195,7 +195,7 @@ class RayStages:
             if not finished:
                 steps.cancel()
 
-    async def decode(self, jobs: Sequence[DecodeJob]) -> list[DecodedAnswer]:
+    async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         if len(jobs) <= self.inline_max_items:
             return self.inline[1].decode(jobs)
         return await self._call(self.decoder.decode.remote(list(jobs)))
@@ -222,7 +222,7 @@ class RayStages:
 
 
 class GatewayServer:
-    """The ``Gateway`` ingress: the FastAPI app over `RayStages`."""
+    """The ``Gateway`` ingress: the FastAPI app over `RayPipeline`."""
 
     def __init__(
         self,
@@ -241,7 +241,7 @@ class GatewayServer:
                 BuildStage.from_model(model_dir, max_model_len=max_len),
                 DecodeStage.from_model(model_dir),
             )
-        self.stages = RayStages(
+        self.stages = RayPipeline(
             engine,
             builder,
             decoder,
@@ -264,8 +264,8 @@ class GatewayServer:
 SERVE_LOGGING = {"enable_access_log": False}
 
 
-def deployment_options(stage: StageConfig, name: str, **actor: Any) -> dict[str, Any]:
-    """Ray Serve options of one deployment from its `StageConfig`."""
+def deployment_options(stage: ReplicaConfig, name: str, **actor: Any) -> dict[str, Any]:
+    """Ray Serve options of one deployment from its `ReplicaConfig`."""
     options: dict[str, Any] = {
         "name": name,
         "max_ongoing_requests": stage.max_ongoing_requests,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.stages import BuildStage, DecodeStage
 from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
@@ -16,14 +16,14 @@ from serving.testing.fake_engine import FakeEngine
 
 
 @pytest.fixture(scope="session")
-def fake_stages(pythia_tokenizer_dir) -> LocalStages:
+def fake_stages(pythia_tokenizer_dir) -> LocalPipeline:
     """Real prompt building and decoding; a fake engine that always answers " B cell."
     and gives deterministic logprobs to scoring requests; a fake embedder."""
     build = BuildStage.from_model(pythia_tokenizer_dir)
     encoder = build.builder.encoder
     engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
     decoder = DecodeStage.from_model(pythia_tokenizer_dir)
-    return LocalStages(build, engine, decoder, FakeEmbedder())
+    return LocalPipeline(build, engine, decoder, FakeEmbedder())
 
 
 @pytest.fixture
@@ -45,9 +45,9 @@ async def tiny_embedder(tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def tiny_stages(engine, tiny_embedder, tiny_checkpoint) -> LocalStages:
+def tiny_stages(engine, tiny_embedder, tiny_checkpoint) -> LocalPipeline:
     """The real stages over the tiny checkpoint's engine and embedder."""
-    return LocalStages(
+    return LocalPipeline(
         BuildStage.from_model(tiny_checkpoint),
         engine,
         DecodeStage.from_model(tiny_checkpoint),

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from models.training.dataset import ORGANISM
-from serving.core.embeddings import LocalEmbeddingStages, embedding, embedding_job
+from serving.core.embeddings import LocalEmbeddingPipeline, embedding, embedding_job
 from serving.core.label_sets import LabelSet
 from serving.core.pipeline import fan_out, generation
-from serving.core.stages import PromptJob
+from serving.core.stages import PromptRequest
 from serving.core.tasks import default_registry
 from tests.atlas.label_data import answer_with_label_set
 
@@ -42,14 +42,14 @@ def data():
 
 @pytest.fixture(scope="module")
 async def demo_stages(data):
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig, start_vllm_embedder, start_vllm_engine
 
     config = EngineConfig(model=str(DEMO), block_size=32)
     engine = await start_vllm_engine(config)
     embedder = await start_vllm_embedder(EngineConfig(model=str(DEMO)))
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(DEMO), engine, DecodeStage.from_model(DEMO), embedder
     )
     yield stages
@@ -57,9 +57,9 @@ async def demo_stages(data):
     embedder.shutdown()
 
 
-def held_out_jobs(data) -> list[PromptJob]:
+def held_out_jobs(data) -> list[PromptRequest]:
     return [
-        PromptJob(
+        PromptRequest(
             "cell_type_prediction",
             {"cell": data.sentences[i], "n_genes": GENES, "organism": ORGANISM},
         )
@@ -112,7 +112,7 @@ async def test_knn_on_embeddings_is_well_above_the_majority_baseline(demo_stages
 
     rows = np.concatenate([data.train, data.held_out])
     jobs = [embedding_job(data.sentences[i], GENES, ORGANISM) for i in rows]
-    stages = LocalEmbeddingStages(demo_stages.builder, demo_stages.embedder)
+    stages = LocalEmbeddingPipeline(demo_stages.builder, demo_stages.embedder)
     vectors = np.stack(
         [e.values for e in await fan_out(stages, jobs, embedding(stages), chunk_size=64)]
     )

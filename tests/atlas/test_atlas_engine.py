@@ -16,9 +16,9 @@ import pytest
 
 from serving.bulk import ExecutionConfig
 from serving.bulk.embed import EmbedConfig, embed_file
-from serving.core.embeddings import LocalEmbeddingStages
-from serving.core.label_sets import AnswerShape, LabelScorer, LabelSet
-from serving.core.stages import PromptJob
+from serving.core.embeddings import LocalEmbeddingPipeline
+from serving.core.label_sets import LabelScorer, LabelSet, LabelShape
+from serving.core.stages import PromptRequest
 from serving.core.tasks import default_registry
 from serving.engine import EngineConfig
 from serving.gateway.app import create_app
@@ -56,8 +56,8 @@ def hf_logprob(model, prompt_ids, answer_ids) -> float:
 async def test_forced_answer_scores_equal_brute_force_log_probabilities(tiny_stages, hf_model):
     label_set = LabelSet(labels=PBMC_LABELS, mode="scored", top_k=len(PBMC_LABELS))
     scorer = await LabelScorer.for_stages(tiny_stages, label_set)
-    (prompt,) = await tiny_stages.build([PromptJob("cell_type_prediction", {"cell": CELL})])
-    shape = AnswerShape.of(REGISTRY.get("cell_type_prediction"))
+    (prompt,) = await tiny_stages.build([PromptRequest("cell_type_prediction", {"cell": CELL})])
+    shape = LabelShape.of(REGISTRY.get("cell_type_prediction"))
     (ranked,) = (await scorer.score(shape, prompt.token_ids)).ranked
     assert sorted(r.label for r in ranked) == sorted(PBMC_LABELS)
     assert math.fsum(r.probability for r in ranked) == pytest.approx(1.0)
@@ -79,7 +79,7 @@ async def test_constrained_answers_are_always_in_the_set(tiny_stages, task):
     )
     items = await answer_with_label_set(
         tiny_stages,
-        [PromptJob(task, payload) for payload in inputs],
+        [PromptRequest(task, payload) for payload in inputs],
         lambda prompt: prompt.params,
         label_set=LabelSet(labels=PBMC_LABELS, mode="constrained"),
         registry=REGISTRY,
@@ -100,7 +100,7 @@ async def test_embeddings_are_the_masked_mean_of_the_last_hidden_state(
 
     model = GPTNeoXModel.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
     prompts = await tiny_stages.build(
-        [PromptJob("cell_type_prediction", {"cell": c}) for c in (CELL, *CELLS)]
+        [PromptRequest("cell_type_prediction", {"cell": c}) for c in (CELL, *CELLS)]
     )
     embedded = await tiny_stages.embed(prompts)
     for prompt, embedding in zip(prompts, embedded, strict=True):
@@ -125,7 +125,9 @@ async def test_a_cell_embeds_identically_via_gateway_and_bulk_command(
     config = EmbedConfig(
         input=path, out=tmp_path / "out.h5ad", n_genes=n_genes, execution=execution
     )
-    bulk = await embed_file(config, LocalEmbeddingStages(tiny_stages.builder, tiny_stages.embedder))
+    bulk = await embed_file(
+        config, LocalEmbeddingPipeline(tiny_stages.builder, tiny_stages.embedder)
+    )
     app = create_app(GatewayConfig(), tiny_stages, REGISTRY)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw/v1")
     client = openai.AsyncOpenAI(base_url="http://gw/v1", api_key="unused", http_client=http)

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
 from serving.ray_serve.config import GatewayConfig
@@ -150,7 +150,7 @@ async def test_invalid_embedding_requests(fake_client, body, status, param):
 
 
 async def test_embeddings_without_an_embedder_are_refused(fake_stages):
-    stages = LocalStages(fake_stages.builder, fake_stages.engine, fake_stages.decoder)
+    stages = LocalPipeline(fake_stages.builder, fake_stages.engine, fake_stages.decoder)
     app = create_app(GatewayConfig(), stages, default_registry())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://gateway"

@@ -9,14 +9,14 @@ import pytest
 
 from serving.core.errors import InvalidRequest
 from serving.core.label_sets import (
-    AnswerShape,
     LabelScorer,
     LabelSet,
+    LabelShape,
     constrained_params,
     read_label_file,
     with_membership,
 )
-from serving.core.stages import PromptJob
+from serving.core.stages import PromptRequest
 from serving.core.tasks import default_registry
 from serving.engine import GenerationParams
 from serving.testing.fake_engine import hashed_logprob
@@ -24,14 +24,14 @@ from tests.atlas.label_data import PBMC_LABELS, answer_with_label_set
 from tests.task_inputs import CELL, CELLS
 
 REGISTRY = default_registry()
-SINGLE = AnswerShape.of(REGISTRY.get("cell_type_prediction"))
-PER_CELL = AnswerShape.of(REGISTRY.get("multi_cell_type_prediction"))
+SINGLE = LabelShape.of(REGISTRY.get("cell_type_prediction"))
+PER_CELL = LabelShape.of(REGISTRY.get("multi_cell_type_prediction"))
 
 
 def test_answer_shapes_follow_the_answer_templates():
     assert (SINGLE.head, SINGLE.tail, SINGLE.per_cell) == ("", ".", False)
     assert SINGLE.text(["B cell"]) == "B cell."
-    assert AnswerShape.of(REGISTRY.get("tissue_prediction")).text(["blood"]) == "blood."
+    assert LabelShape.of(REGISTRY.get("tissue_prediction")).text(["blood"]) == "blood."
     assert PER_CELL.per_cell
     assert PER_CELL.text(["A", "B"]) == "Cell 1:\nA.\nCell 2:\nB.\n."
     assert PER_CELL.header(["A"]) == "Cell 1:\nA.\nCell 2:\n"
@@ -41,7 +41,7 @@ def test_answer_shapes_follow_the_answer_templates():
 
 def test_tasks_without_labels_take_no_label_set():
     with pytest.raises(InvalidRequest, match="does not answer with labels"):
-        AnswerShape.of(REGISTRY.get("cell_generation"))
+        LabelShape.of(REGISTRY.get("cell_generation"))
 
 
 def test_per_cell_regex_matches_exactly_the_answers_in_the_set():
@@ -96,7 +96,7 @@ async def test_scorer_scores_answer_text_and_eos_after_the_prompt(fake_stages):
     label_set = LabelSet(labels=PBMC_LABELS, mode="scored", top_k=3)
     scorer = await LabelScorer.for_stages(fake_stages, label_set)
     (prompt,) = await fake_stages.build(
-        [PromptJob(task="cell_type_prediction", inputs={"cell": CELL})]
+        [PromptRequest(task="cell_type_prediction", inputs={"cell": CELL})]
     )
     answer = await scorer.score(SINGLE, prompt.token_ids)
     (ranked,) = answer.ranked
@@ -115,7 +115,11 @@ async def test_per_cell_scoring_follows_the_best_labels_before(fake_stages):
     label_set = LabelSet(labels=("B cell", "T cell", "NK cell"), mode="scored", top_k=2)
     scorer = await LabelScorer.for_stages(fake_stages, label_set)
     (prompt,) = await fake_stages.build(
-        [PromptJob(task="multi_cell_type_prediction", inputs={"cells": CELLS[:2], "n_genes": 5})]
+        [
+            PromptRequest(
+                task="multi_cell_type_prediction", inputs={"cells": CELLS[:2], "n_genes": 5}
+            )
+        ]
     )
     answer = await scorer.score(PER_CELL, prompt.token_ids, n_cells=2)
     encode = fake_stages.builder.builder.encoder.encode
@@ -133,7 +137,7 @@ async def test_per_cell_scoring_follows_the_best_labels_before(fake_stages):
 
 
 async def test_label_set_answer_modes(fake_stages):
-    jobs = [PromptJob(task="cell_type_prediction", inputs={"cell": CELL})] * 3
+    jobs = [PromptRequest(task="cell_type_prediction", inputs={"cell": CELL})] * 3
 
     async def run(mode, labels=("B cell", "T cell")):
         return await answer_with_label_set(
@@ -159,7 +163,7 @@ async def test_label_set_answer_modes(fake_stages):
     with pytest.raises(InvalidRequest, match="raw prompts"):
         await answer_with_label_set(
             fake_stages,
-            [PromptJob(raw_prompt="hello")],
+            [PromptRequest(raw_prompt="hello")],
             lambda p: p.params,
             label_set=LabelSet(labels=("a",)),
             registry=REGISTRY,

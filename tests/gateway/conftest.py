@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.stages import BuildStage, DecodeStage
 from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
@@ -36,7 +36,7 @@ def make_client(build_stage, decode_stage):
     def make(reply=scripted_reply, step_delay_s=0.0, decoder=None, **options):
         encoder = build_stage.builder.encoder
         engine = FakeEngine(reply, encoder.encode, encoder.decode, step_delay_s=step_delay_s)
-        stages = LocalStages(build_stage, engine, decoder or decode_stage)
+        stages = LocalPipeline(build_stage, engine, decoder or decode_stage)
         app = create_app(GatewayConfig(**options), stages, default_registry())
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"

@@ -11,7 +11,7 @@ import uvicorn
 import yaml
 from pydantic import ValidationError
 
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
 from serving.ray_serve.config import AppConfig, GatewayConfig
@@ -28,7 +28,7 @@ async def test_shutdown_lets_in_flight_requests_finish(build_stage, decode_stage
     )
     app = create_app(
         GatewayConfig(drain_timeout_s=5),
-        LocalStages(build_stage, engine, decode_stage),
+        LocalPipeline(build_stage, engine, decode_stage),
         default_registry(),
     )
     port = free_port()

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from serving.cli.serve import load_app_config
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
 from serving.ray_serve.config import DEMO_MODEL_DIR, AppConfig
@@ -47,7 +47,7 @@ async def test_v1_models_lists_the_checkpoint_name_and_its_twelve_tasks(build_st
     encoder = build_stage.builder.encoder
     engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
     app = create_app(
-        config.gateway, LocalStages(build_stage, engine, decode_stage), default_registry()
+        config.gateway, LocalPipeline(build_stage, engine, decode_stage), default_registry()
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -40,13 +40,13 @@ async def live_gateway(engine, tiny_checkpoint):
 
     It runs in the test session's event loop, beside the engine's own loop tasks.
     """
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.core.tasks import default_registry
     from serving.gateway.app import create_app
     from serving.ray_serve.config import GatewayConfig
 
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(tiny_checkpoint), engine, DecodeStage.from_model(tiny_checkpoint)
     )
     app = create_app(GatewayConfig(drain_timeout_s=2), stages, default_registry())

@@ -34,7 +34,7 @@ async def demo_engine():
 
 async def test_500_held_out_prompts_match_direct_engine_calls(demo_engine):
     from models.training.dataset import load_demo_data
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.prompt_builder import PromptBuilder
     from serving.core.stages import BuildStage, DecodeStage
     from serving.core.tasks import default_registry
@@ -47,7 +47,7 @@ async def test_500_held_out_prompts_match_direct_engine_calls(demo_engine):
     ][:N_PROMPTS]
     builder = PromptBuilder.from_model(DEMO_MODEL_DIR)
     decoder = DecodeStage.from_model(DEMO_MODEL_DIR)
-    stages = LocalStages(BuildStage(builder), demo_engine, decoder)
+    stages = LocalPipeline(BuildStage(builder), demo_engine, decoder)
     app = create_app(GatewayConfig(batch_chunk_size=64), stages, default_registry())
     async with serve_on_loopback(app) as url, httpx.AsyncClient(base_url=url, timeout=600) as http:
         response = await http.post("/v1/tasks/cell_type_prediction", json={"inputs": inputs})

@@ -218,14 +218,14 @@ async def test_every_path_gives_the_same_answers(
     """In-process stages, single requests over Ray (built and parsed in the gateway), a
     batch over Ray (chunks on the replicas) and the bulk job's ray mode answer the same
     cells alike: text, token counts and typed result."""
-    from serving.core.pipeline import LocalStages, fan_out, generation
-    from serving.core.stages import BuildStage, DecodeStage, PromptJob
+    from serving.core.pipeline import LocalPipeline, fan_out, generation
+    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
 
     inputs = [{"cell": " ".join(CELL.split()[i:] + CELL.split()[:i])} for i in range(6)]
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(tiny_checkpoint), engine, DecodeStage.from_model(tiny_checkpoint)
     )
-    jobs = [PromptJob("cell_type_prediction", i) for i in inputs]
+    jobs = [PromptRequest("cell_type_prediction", i) for i in inputs]
     local = await fan_out(stages, jobs, generation(stages, lambda p: p.params), chunk_size=4)
     expected = [
         (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.bulk import AnnotateConfig, ExecutionConfig, StagesRunner
-from serving.core.pipeline import LocalStages
+from serving.bulk import AnnotateConfig, ExecutionConfig, PipelineRunner
+from serving.core.pipeline import LocalPipeline
 from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import EngineConfig
 from serving.testing.fake_engine import LABELS, TISSUE, FakeEngine, Reply, scripted
@@ -24,18 +24,18 @@ __all__ = ["LABELS", "MODEL_NAME", "TISSUE", "fake_runner", "fake_stages", "job_
 
 def fake_stages(
     reply: Reply | None = None, *, step_delay_s: float = 0.0, tokenizer_dir: Path = TOKENIZER_DIR
-) -> LocalStages:
+) -> LocalPipeline:
     """The plain stages over a `FakeEngine` (``reply``: `scripted` by default)."""
     build = BuildStage.from_model(tokenizer_dir)
     encoder = build.builder.encoder
     engine = FakeEngine(
         reply or scripted(encoder.decode), encoder.encode, encoder.decode, step_delay_s=step_delay_s
     )
-    return LocalStages(build, engine, DecodeStage.from_model(tokenizer_dir))
+    return LocalPipeline(build, engine, DecodeStage.from_model(tokenizer_dir))
 
 
-def fake_runner(stages: LocalStages | None = None, **kwargs) -> StagesRunner:
-    return StagesRunner(stages or fake_stages(**kwargs), MODEL_NAME, request_cells=16)
+def fake_runner(stages: LocalPipeline | None = None, **kwargs) -> PipelineRunner:
+    return PipelineRunner(stages or fake_stages(**kwargs), MODEL_NAME, request_cells=16)
 
 
 def job_config(input_path: Path, out: Path, **settings) -> AnnotateConfig:

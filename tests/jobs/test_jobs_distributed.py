@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
 from serving.bulk.config import DistributedConfig
 from serving.bulk.distributed.ranges import pending_ranges, rng_states
 from serving.bulk.plan import single_cell_plan
@@ -49,7 +49,7 @@ def local_run(pbmc_path, stages, tmp_path_factory) -> Path:
     """The local run every distributed run must reproduce, file for file."""
     out = tmp_path_factory.mktemp("local")
     # no model name given: the engine's own ("fake"), as a distributed run writes it
-    asyncio.run(AnnotationJob(job_config(pbmc_path, out, **SETTINGS), StagesRunner(stages)).run())
+    asyncio.run(AnnotationJob(job_config(pbmc_path, out, **SETTINGS), PipelineRunner(stages)).run())
     return out
 
 
@@ -269,7 +269,7 @@ async def test_the_serve_apps_replicas_answer_a_distributed_run(
 async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
     cluster, pbmc_adata, tmp_path
 ):
-    from serving.core.stages import BuildStage, PromptJob
+    from serving.core.stages import BuildStage, PromptRequest
     from serving.engine import EngineConfig
     from serving.ray_serve.config import DEMO_MODEL_DIR
     from tokenizer_ext import cell_sentences
@@ -294,7 +294,9 @@ async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
     # the prompts are the ones this process builds for the same cells, in row order
     build = BuildStage.from_model(DEMO_MODEL_DIR)
     jobs = [
-        PromptJob("cell_type_prediction", {"cell": s, "n_genes": 200, "organism": "Homo sapiens"})
+        PromptRequest(
+            "cell_type_prediction", {"cell": s, "n_genes": 200, "organism": "Homo sapiens"}
+        )
         for s in cell_sentences(path, use_raw=True, top_k=200)
     ]
     assert [r["prompt_tokens"] for r in rows] == [p.prompt_tokens for p in build.build(jobs)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, StagesRunner
+from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
 from serving.core.decoder import Decoder
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import EngineConfig
 from tokenizer_ext import cell_sentences
@@ -26,10 +26,10 @@ def subset_path(pbmc_adata, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_runner(engine, tiny_checkpoint):
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(tiny_checkpoint), engine, DecodeStage.from_model(tiny_checkpoint)
     )
-    return StagesRunner(stages, request_cells=8)
+    return PipelineRunner(stages, request_cells=8)
 
 
 def real_config(path, out, checkpoint, **settings) -> AnnotateConfig:

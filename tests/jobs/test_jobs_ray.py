@@ -1,8 +1,8 @@
-"""The Ray Serve mode: `open_runner` wires `RayStages` over the app's deployment handles.
+"""The Ray Serve mode: `open_runner` wires `RayPipeline` over the app's deployment handles.
 
 Handles are stood in for by objects with Ray's calling convention (``handle.method.remote``
 returns an awaitable with ``cancel``) over the deployments' own plain classes, so the job
-runs through the real `RayStages`, `PromptBuilderServer` and `DecoderServer` without a
+runs through the real `RayPipeline`, `PromptBuilderServer` and `DecoderServer` without a
 cluster (``c2s serve`` itself is covered by tests/integration).
 """
 

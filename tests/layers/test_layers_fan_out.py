@@ -7,10 +7,10 @@ import pytest
 
 from serving.core.errors import InvalidRequest
 from serving.core.pipeline import fan_out
-from serving.core.stages import PreparedPrompt, PromptJob
+from serving.core.stages import PreparedPrompt, PromptRequest
 
 
-class CountingStages:
+class CountingPipeline:
     """Builds a job whose raw prompt is its index; ``bad`` indices fail to build."""
 
     def __init__(self, bad: frozenset[int] = frozenset()) -> None:
@@ -24,8 +24,8 @@ class CountingStages:
         return [PreparedPrompt((j.raw_prompt[0],), params=None) for j in jobs]  # type: ignore[arg-type]
 
 
-def jobs(n: int) -> list[PromptJob]:
-    return [PromptJob(raw_prompt=(i,)) for i in range(n)]
+def jobs(n: int) -> list[PromptRequest]:
+    return [PromptRequest(raw_prompt=(i,)) for i in range(n)]
 
 
 async def test_results_come_back_in_input_order_over_chunks():
@@ -35,7 +35,7 @@ async def test_results_come_back_in_input_order_over_chunks():
         answered.append(len(chunk))
         return [p.token_ids[0] * 10 for p in prompts]
 
-    stages = CountingStages()
+    stages = CountingPipeline()
     out = await fan_out(stages, jobs(7), answer, chunk_size=3)
     assert out == [i * 10 for i in range(7)]
     assert sorted(stages.built_chunks) == [(0, 3), (3, 3), (6, 1)]
@@ -54,7 +54,7 @@ async def test_an_invalid_item_stops_engine_work_only_when_building_first(
 
     with pytest.raises(InvalidRequest):
         await fan_out(
-            CountingStages(bad=frozenset({4})),
+            CountingPipeline(bad=frozenset({4})),
             jobs(6),
             answer,
             chunk_size=3,

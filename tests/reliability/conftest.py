@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.core.pipeline import LocalStages
+from serving.core.pipeline import LocalPipeline
 from serving.core.prompt_builder import GENES_FILE, reference_genes
 from serving.core.stages import BuildStage, DecodeStage
 from serving.core.tasks import default_registry
@@ -55,7 +55,7 @@ def vocabulary_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
 def fake_stages(build_stage: BuildStage, decode_stage: DecodeStage, **engine_options):
     encoder = build_stage.builder.encoder
     engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode, **engine_options)
-    return LocalStages(build_stage, engine, decode_stage), engine
+    return LocalPipeline(build_stage, engine, decode_stage), engine
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ async def serving_on_loopback(app, log_level: str = "warning") -> AsyncIterator[
 @pytest.fixture(scope="session")
 async def vocabulary_gateway(engine, vocabulary_checkpoint, decode_stage):
     """The real engine behind a prompt builder that knows the checkpoint's genes."""
-    stages = LocalStages(BuildStage.from_model(vocabulary_checkpoint), engine, decode_stage)
+    stages = LocalPipeline(BuildStage.from_model(vocabulary_checkpoint), engine, decode_stage)
     app = create_app(GatewayConfig(drain_timeout_s=2), stages, default_registry())
     async with serving_on_loopback(app) as url:
         yield url

@@ -13,7 +13,7 @@ import asyncio
 async def serve(checkpoint: str, port: int, max_inflight: int) -> None:
     import uvicorn
 
-    from serving.core.pipeline import LocalStages
+    from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.core.tasks import default_registry
     from serving.engine import EngineConfig, start_vllm_engine
@@ -21,7 +21,7 @@ async def serve(checkpoint: str, port: int, max_inflight: int) -> None:
     from serving.ray_serve.config import GatewayConfig
 
     engine = await start_vllm_engine(EngineConfig(model=checkpoint))
-    stages = LocalStages(
+    stages = LocalPipeline(
         BuildStage.from_model(checkpoint), engine, DecodeStage.from_model(checkpoint)
     )
     config = GatewayConfig(max_inflight_requests=max_inflight, drain_timeout_s=2)

@@ -166,7 +166,7 @@ async def test_no_request_makes_the_server_read_a_path_or_load_a_model(
 
 
 class QuoteRequestsInErrors:
-    """Stages whose decoder fails with a message quoting the answer and its cells, as
+    """Pipeline whose decoder fails with a message quoting the answer and its cells, as
     foreign libraries' errors (pydantic's, for one) quote their input."""
 
     def __init__(self, stages) -> None:

@@ -20,7 +20,7 @@ CELL_REQUEST = {"inputs": [{"cell": "CD3D CD3E IL7R"}], "max_tokens": 4}
 TASK_LABELS = ("/v1/tasks/{task}", "cell_type_prediction")
 
 
-class FailingStages:
+class FailingPipeline:
     """The fake stages with one method replaced by a failure."""
 
     def __init__(self, stages, **failures) -> None:
@@ -36,7 +36,7 @@ class FailingStages:
 def app_over(build_stage, decode_stage):
     def make(config: GatewayConfig | None = None, step_delay_s: float = 0.0, **failures):
         stages, _ = fake_stages(build_stage, decode_stage, step_delay_s=step_delay_s)
-        wrapped = FailingStages(stages, **failures)
+        wrapped = FailingPipeline(stages, **failures)
         return create_app(config or GatewayConfig(), wrapped, default_registry())
 
     return make

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.wide_atlas import cell_block, gene_symbols
 from serving.core.errors import InvalidTaskInput, PromptTooLong
 from serving.core.prompt_builder import PromptBuilder
-from serving.core.stages import BatchItemError, BuildStage, PromptJob
+from serving.core.stages import BatchItemError, BuildStage, PromptRequest
 from tokenizer_ext import GeneVocabulary
 from tokenizer_ext.ranking import rank_csr
 
@@ -22,7 +22,7 @@ def stage(pythia_tokenizer_dir) -> BuildStage:
     return BuildStage(PromptBuilder.from_model(pythia_tokenizer_dir))
 
 
-def one_at_a_time(stage: BuildStage, jobs: list[PromptJob]) -> list[tuple[int, ...]]:
+def one_at_a_time(stage: BuildStage, jobs: list[PromptRequest]) -> list[tuple[int, ...]]:
     return [stage.build([job])[0].token_ids for job in jobs]
 
 
@@ -42,7 +42,7 @@ def test_batched_ids_equal_one_prompt_at_a_time_and_full_tokenisation(stage, tem
     sentences[3] = sentences[3].lower()  # upper-cased as C2S does
     sentences[4] = " ".join(sentences[4].split()[:1])  # one gene: both boundaries glued
     jobs = [
-        PromptJob(TASK, {"cell": s, "n_genes": n, "organism": o}, template=template)
+        PromptRequest(TASK, {"cell": s, "n_genes": n, "organism": o}, template=template)
         for s, n, o in zip(
             sentences, [50, 10, 200, 50] * 10, ["Homo sapiens", "Mus musculus"] * 20, strict=True
         )
@@ -59,12 +59,12 @@ def test_batched_ids_equal_one_prompt_at_a_time_and_full_tokenisation(stage, tem
 def test_mixed_chunk_keeps_order_and_the_random_template_draws(stage, pythia_tokenizer_dir):
     cell = "CD3D LYZ WIDEGENE1 CD74"
     jobs = [
-        PromptJob(TASK, {"cell": cell}, template=0),
-        PromptJob(TASK, {"cell": cell}, template="random"),
-        PromptJob(raw_prompt="Hello there"),
-        PromptJob("tissue_prediction", {"cells": [cell, cell]}, template=0),
-        PromptJob(TASK, {"cell": cell, "n_genes": 2}, template=3),
-        PromptJob(TASK, {"cell": cell}, template="random"),
+        PromptRequest(TASK, {"cell": cell}, template=0),
+        PromptRequest(TASK, {"cell": cell}, template="random"),
+        PromptRequest(raw_prompt="Hello there"),
+        PromptRequest("tissue_prediction", {"cells": [cell, cell]}, template=0),
+        PromptRequest(TASK, {"cell": cell, "n_genes": 2}, template=3),
+        PromptRequest(TASK, {"cell": cell}, template="random"),
     ]
     other = BuildStage(PromptBuilder.from_model(pythia_tokenizer_dir))
     batched = [(p.token_ids, p.template_index) for p in stage.build(jobs)]
@@ -75,9 +75,9 @@ def test_mixed_chunk_keeps_order_and_the_random_template_draws(stage, pythia_tok
 
 def test_the_first_invalid_item_is_named_whichever_path_builds_it(stage):
     long_cell = " ".join(f"LONGGENE{i}" for i in range(2048))
-    jobs = [PromptJob(TASK, {"cell": f"CD3D LYZ G{i}"}) for i in range(6)]
-    jobs[2] = PromptJob(TASK, {"cell": long_cell, "n_genes": 2048})  # too long: batched path
-    jobs[4] = PromptJob(TASK, {"cell": "CD3D CD3D"})  # invalid: validation
+    jobs = [PromptRequest(TASK, {"cell": f"CD3D LYZ G{i}"}) for i in range(6)]
+    jobs[2] = PromptRequest(TASK, {"cell": long_cell, "n_genes": 2048})  # too long: batched path
+    jobs[4] = PromptRequest(TASK, {"cell": "CD3D CD3D"})  # invalid: validation
     with pytest.raises(BatchItemError) as caught:
         stage.build(jobs, offset=10)
     assert caught.value.index == 12 and isinstance(caught.value.cause, PromptTooLong)
@@ -86,14 +86,14 @@ def test_the_first_invalid_item_is_named_whichever_path_builds_it(stage):
         stage.build(jobs)
     assert caught.value.index == 4 and isinstance(caught.value.cause, InvalidTaskInput)
     with pytest.raises(PromptTooLong):  # a lone job raises its own error
-        stage.build([PromptJob(TASK, {"cell": long_cell, "n_genes": 2048})])
+        stage.build([PromptRequest(TASK, {"cell": long_cell, "n_genes": 2048})])
 
 
 def test_each_gene_outside_the_model_list_is_tokenised_once(stage, monkeypatch):
     builder = stage.builder
     before = len(builder.gene_cache)
     sentences = wide_sentences(30)
-    jobs = [PromptJob(TASK, {"cell": s, "n_genes": 80}) for s in sentences]
+    jobs = [PromptRequest(TASK, {"cell": s, "n_genes": 80}) for s in sentences]
     stage.build(jobs)
     outside = {g for s in sentences for g in s.split()} - set(
         builder.gene_cache.vocabulary[:before]
@@ -116,7 +116,7 @@ def test_threads_building_at_once_get_the_ids_of_one_at_a_time(pythia_tokenizer_
 
     sentences = wide_sentences(160, n_genes=900)
     chunks = [
-        [PromptJob(TASK, {"cell": s, "n_genes": 60}, 0) for s in sentences[i : i + 8]]
+        [PromptRequest(TASK, {"cell": s, "n_genes": 60}, 0) for s in sentences[i : i + 8]]
         for i in range(0, len(sentences), 8)
     ]
     expected = [

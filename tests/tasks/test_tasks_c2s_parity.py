@@ -78,7 +78,7 @@ def test_cell_type_prediction_matches_c2s(builder, top_k):
 @pytest.mark.parametrize("top_k", [3, 20])
 def test_batched_cell_type_prompts_are_c2s_prompts_tokenised(builder, top_k):
     """BuildStage builds a chunk of one-cell prompts together; each is C2S's text's ids."""
-    from serving.core.stages import BuildStage, PromptJob
+    from serving.core.stages import BuildStage, PromptRequest
 
     ds = _single_cell_ds()
     theirs = c2s_formatter.C2SPromptFormatter("cell_type_prediction", top_k).format_hf_ds(ds)
@@ -87,7 +87,7 @@ def test_batched_cell_type_prompts_are_c2s_prompts_tokenised(builder, top_k):
     for row in ds:
         payload = {"cell": row["cell_sentence"], "n_genes": top_k, "organism": row["organism"]}
         index = picker.build("cell_type_prediction", payload, RANDOM).template_index
-        jobs.append(PromptJob("cell_type_prediction", payload, template=index))
+        jobs.append(PromptRequest("cell_type_prediction", payload, template=index))
     built = BuildStage(PromptBuilder(builder.encoder, 8192)).build(jobs)
     assert len({job.template for job in jobs}) > 5  # many templates in one chunk
     for prompt, expected in zip(built, theirs, strict=True):

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.wide_atlas import cell_block, gene_symbols
 from serving.core.errors import InvalidTaskInput, PromptTooLong
 from serving.core.prompt_builder import PromptBuilder
-from serving.core.stages import BatchItemError, BuildStage, PromptJob
+from serving.core.stages import BatchItemError, BuildStage, PromptRequest
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.ranking import rank_csr
 from tokenizer_ext.sentences import ranked_to_sentences
@@ -36,7 +36,7 @@ def ranked_atlas(n_cells: int, symbols: list[str], expressed: int = 90) -> Ranke
 def by_sentences(stage, cells, vocabulary, templates, fields=FIELDS):
     sentences = ranked_to_sentences(cells, vocabulary)
     jobs = [
-        PromptJob(TASK, {**fields, "cell": s}, template=t)
+        PromptRequest(TASK, {**fields, "cell": s}, template=t)
         for s, t in zip(sentences, templates, strict=True)
     ]
     return stage.build(jobs)

@@ -87,7 +87,7 @@ def start_engine_hosts(
 
 
 class ActorEngine:
-    """The `serving.engine.Engine` calls a `serving.core.pipeline.LocalStages` makes, sent to
+    """The `serving.engine.Engine` calls a `serving.core.pipeline.LocalPipeline` makes, sent to
     engine actors in micro-batches, round robin.
 
     Parameters

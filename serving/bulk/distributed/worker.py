@@ -26,7 +26,7 @@ from serving.bulk.distributed.ranges import RowRange
 from serving.bulk.flow import answer_as_read
 from serving.bulk.plan import Shard
 from serving.bulk.rows import rows_to_table
-from serving.bulk.runners import StagesRunner
+from serving.bulk.runners import PipelineRunner
 from serving.bulk.shards import parquet_bytes
 from serving.core.tasks import default_registry
 from serving.engine import EngineLimits
@@ -126,7 +126,7 @@ def ready_shards(chunks: Iterator[CellChunk], shards: Sequence[Shard]) -> Iterat
             shard = next(pending, None)
 
 
-def _runner(context: RunContext) -> StagesRunner:
+def _runner(context: RunContext) -> PipelineRunner:
     execution = context.config.execution
     if execution.distributed.engine == "serve":
         from serving.bulk.backends import serve_stages
@@ -134,11 +134,11 @@ def _runner(context: RunContext) -> StagesRunner:
         stages = serve_stages(execution)
     else:
         from serving.bulk.distributed.engines import ActorEngine
-        from serving.core.pipeline import LocalStages
+        from serving.core.pipeline import LocalPipeline
 
         builder, decoder = _plain_stages(_tokenizer_dir(execution), context.limits.max_model_len)
-        stages = LocalStages(builder, ActorEngine(context.engine_hosts, context.limits), decoder)
-    return StagesRunner(stages, context.model_name, request_cells=execution.request_cells)
+        stages = LocalPipeline(builder, ActorEngine(context.engine_hosts, context.limits), decoder)
+    return PipelineRunner(stages, context.model_name, request_cells=execution.request_cells)
 
 
 def _tokenizer_dir(execution: ExecutionConfig) -> Path:
