@@ -16,6 +16,9 @@ import numpy as np
 from tokenizer_ext.text_encoder import TextEncoder, TokenizerLike
 from tokenizer_ext.vocab import GeneVocabulary
 
+#: genes tokenised per call when a dataset adds its own
+ENCODE_SLICE = 2048
+
 
 class GeneTokenCache:
     """Token ids of ``" " + SYMBOL`` for every word of a vocabulary.
@@ -59,7 +62,14 @@ class GeneTokenCache:
         return len(added)
 
     def _append_ids(self, symbols: Sequence[str]) -> None:
-        per_gene = [tuple(ids) for ids in self.encoder.encode_batch([" " + s for s in symbols])]
+        # in slices: one batch of a 50k-gene dataset holds tens of MB of Encodings at once
+        per_gene = [
+            tuple(ids)
+            for start in range(0, len(symbols), ENCODE_SLICE)
+            for ids in self.encoder.encode_batch(
+                [" " + s for s in symbols[start : start + ENCODE_SLICE]]
+            )
+        ]
         self._gene_ids.extend(per_gene)
         counts = np.fromiter((len(t) for t in per_gene), dtype=np.int64, count=len(per_gene))
         ends = self.token_offsets[-1] + np.cumsum(counts)

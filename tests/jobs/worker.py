@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import json
 import resource
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from serving.bulk import AnnotateConfig, AnnotationJob
@@ -43,17 +45,33 @@ async def main(args: argparse.Namespace) -> dict:
     config = AnnotateConfig.model_validate_json(args.config.read_text())
     cap = None
     if args.cap_warmup is not None:
-        # one event loop for both runs: its reader threads exist before the cap
+        # one event loop for both runs: its reader threads exist before the cap; small
+        # shards, so that the warm-up has as many shards in flight (and so worker threads,
+        # whose stacks count against RLIMIT_AS) as the real run
         warmup = config.model_copy(
-            update={"input": args.cap_warmup, "out": Path(config.out).with_name("warmup")}
+            update={
+                "input": args.cap_warmup,
+                "out": Path(config.out).with_name("warmup"),
+                "shard_cells": 5,
+            }
         )
         await run(warmup, 0.0)
+        start_every_worker_thread(asyncio.get_running_loop())
         cap = cap_address_space(Path(config.input).stat().st_size // 2)
     cells = await run(config, args.step_delay)
     report = {"cells": cells, "vm_hwm_bytes": status_kib("VmHWM") * 1024, "cap": cap}
     if cap is not None:
         report["whole_load_failed"] = whole_load_fails(Path(config.input))
     return report
+
+
+def start_every_worker_thread(loop: asyncio.AbstractEventLoop, workers: int = 8) -> None:
+    """Give the loop a default executor whose threads all exist now: threads started after
+    the cap would need stacks the cap does not leave (the job's own memory is the point)."""
+    executor = ThreadPoolExecutor(max_workers=workers)
+    barrier = threading.Barrier(workers)
+    list(executor.map(lambda _: barrier.wait(timeout=30), range(workers)))
+    loop.set_default_executor(executor)
 
 
 def whole_load_fails(path: Path) -> bool:
