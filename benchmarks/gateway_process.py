@@ -4,7 +4,6 @@ and, as its peer, vLLM's own OpenAI server with our engine's settings."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import yaml
 
 from benchmarks.checkpoints import WORK_DIR
 from benchmarks.machine import REPO_ROOT
+from serving.testing.process_group import stop_process_group
 
 LOG_DIR = WORK_DIR / "logs"
 
@@ -106,14 +106,7 @@ class ServerProcess:
         raise GatewayFailed(f"{self.name} was not healthy within {self.startup_limit_s:.0f} s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
     def __exit__(self, *exc) -> None:
         self.stop()

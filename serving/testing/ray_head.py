@@ -8,11 +8,12 @@ stops exactly this cluster, never another user's on the same machine.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from serving.testing.process_group import stop_process_group
 
 #: what a process connecting to the head needs: Ray turns "127.0.0.1" in an address into
 #: the machine's routable IP unless it is told this is a one-machine cluster, and the
@@ -105,14 +106,7 @@ class RayHead:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
     def __exit__(self, *exc) -> None:
         self.stop()

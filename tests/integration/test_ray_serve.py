@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from serving.testing.process_group import stop_process_group
 from serving.testing.ray_head import LOOPBACK_CLIENT_ENV, RayHead, free_port_range
 from tests.integration.conftest import free_port
 from tests.task_inputs import CELL
@@ -77,12 +77,7 @@ def ray_gateway(tiny_checkpoint, tmp_path_factory, ray_head):
         proc.kill()
         pytest.fail(f"c2s serve did not become healthy:\n{log.read_text()[-4000:]}")
     yield url
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process_group(proc)
 
 
 @pytest.fixture

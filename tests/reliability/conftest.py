@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from serving.core.tasks import default_registry
 from serving.gateway.app import create_app
 from serving.ray_serve.config import GatewayConfig
 from serving.testing.fake_engine import FakeEngine
+from serving.testing.process_group import stop_process_group
 from serving.testing.random_checkpoint import TOKENIZER_FILES
 from tests.integration.conftest import free_port, live_gateway  # noqa: F401  (the real stack)
 
@@ -153,12 +152,7 @@ def server_process(
             time.sleep(0.5)
         yield url, proc.pid
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 def _healthy(url: str) -> bool:
