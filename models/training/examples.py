@@ -40,6 +40,18 @@ TASK_WEIGHTS: dict[str, float] = {
 }
 
 
+def task_weights(cell_type_share: float) -> dict[str, float]:
+    """`TASK_WEIGHTS` with cell typing at ``cell_type_share``, the others scaled to the rest."""
+    if not 0 < cell_type_share < 1:
+        raise ValueError(f"cell_type_share must be in (0, 1), got {cell_type_share}")
+    base = TASK_WEIGHTS["cell_type_prediction"]
+    scale = (1 - cell_type_share) / (1 - base)
+    return {
+        task: cell_type_share if task == "cell_type_prediction" else weight * scale
+        for task, weight in TASK_WEIGHTS.items()
+    }
+
+
 @dataclass(frozen=True)
 class Example:
     """One task input and the values of its answer template."""

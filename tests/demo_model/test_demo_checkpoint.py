@@ -89,15 +89,17 @@ def test_the_recipe_defaults_are_the_committed_checkpoints():
     """`make demo-model` must rebuild these weights: its defaults are their training.json."""
     from dataclasses import asdict
 
-    from models.training.examples import TASK_WEIGHTS
+    from models.training.examples import task_weights
     from models.training.train import TrainSettings
 
     recorded = json.loads((DEMO / "training.json").read_text())
     defaults = asdict(TrainSettings())
     assert {k: defaults[k] for k in recorded["settings"]} == recorded["settings"]
-    # settings added after the run default to off, which is what the run did
-    assert all(not defaults[k] for k in defaults.keys() - recorded["settings"].keys())
-    assert recorded["task_weights"] == TASK_WEIGHTS
+    # settings added after the run default to off, which is what the run did; the task
+    # mixture is checked by the weights it gives
+    added = defaults.keys() - recorded["settings"].keys() - {"cell_type_share"}
+    assert all(not defaults[k] for k in added)
+    assert recorded["task_weights"] == task_weights(defaults["cell_type_share"])
 
 
 def test_every_setting_can_be_overridden_for_a_pilot():
@@ -107,3 +109,24 @@ def test_every_setting_can_be_overridden_for_a_pilot():
     out, pilot = parse_args(["--out", "/tmp/p", "--validation-cells", "112", "--dropout", "0.1"])
     assert (str(out), pilot.validation_cells, pilot.dropout) == ("/tmp/p", 112, 0.1)
     assert pilot.steps == TrainSettings().steps
+
+
+def test_the_cell_type_share_rescales_the_other_tasks():
+    from models.training.examples import TASK_WEIGHTS, task_weights
+
+    weights = task_weights(0.55)
+    assert weights["cell_type_prediction"] == 0.55
+    assert abs(sum(weights.values()) - 1) < 1e-9
+    others = [t for t in TASK_WEIGHTS if t != "cell_type_prediction"]
+    ratios = {round(weights[t] / TASK_WEIGHTS[t], 9) for t in others}
+    assert ratios == {round(0.45 / 0.6, 9)}
+    assert task_weights(TASK_WEIGHTS["cell_type_prediction"]) == TASK_WEIGHTS
+    with pytest.raises(ValueError):
+        task_weights(1.0)
+
+
+def test_boolean_settings_turn_on_and_off():
+    from models.training.train import parse_args
+
+    assert parse_args(["--bf16"])[1].bf16 is True
+    assert parse_args(["--no-bf16"])[1].bf16 is False
