@@ -30,6 +30,18 @@ TEMPLATE_FIELDS = (
 )
 
 
+def placeholders(template: str) -> frozenset[str]:
+    """The ``{name}`` fields a ``str.format`` template uses: any plain names, C2S's
+    (`TEMPLATE_FIELDS`) or a task's own."""
+    names = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None:
+            if not name.isidentifier():
+                raise TemplateError(f"placeholder {{{name}}} is not a plain name in {template!r}")
+            names.add(name)
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class _Placeholder:
     name: str
