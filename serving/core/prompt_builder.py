@@ -149,15 +149,6 @@ class PromptBuilder:
             template_seed=template_seed,
         )
 
-    def render(
-        self, task: str | TaskSpec, payload: Mapping | TaskInput, template: TemplateChoice = 0
-    ) -> tuple[int, str]:
-        """The template index chosen and the prompt text, without tokenising."""
-        spec = self._spec(task)
-        data = validate_inputs(spec, payload)
-        index = self._pick(spec, template)
-        return index, self._render(spec, data, index)
-
     def build(
         self, task: str | TaskSpec, payload: Mapping | TaskInput, template: TemplateChoice = 0
     ) -> BuiltPrompt:

@@ -47,6 +47,36 @@ class PromptRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RankedPromptRequest:
+    """One ``task`` prompt per ranked cell: one-cell inputs given as ranked genes.
+
+    Attributes
+    ----------
+    task
+        The task's name.
+    cells
+        Each cell's genes, most expressed first, as words of ``vocabulary``.
+    vocabulary
+        The dataset's genes.
+    fields
+        The inputs' other values (the same for every cell).
+    templates
+        The template index of each cell's prompt.
+    """
+
+    task: str
+    cells: RankedCells
+    vocabulary: GeneVocabulary
+    fields: Mapping[str, Any]
+    templates: Sequence[int]
+
+    def sentence_inputs(self) -> list[dict[str, Any]]:
+        """The same inputs with each cell as its sentence (for paths that need text)."""
+        sentences = ranked_to_sentences(self.cells, self.vocabulary)
+        return [{**self.fields, "cell": sentence} for sentence in sentences]
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedPrompt:
     """A built prompt: token ids plus the task's default sampling."""
 
@@ -146,30 +176,23 @@ class BuildStage:
             raise BatchItemError(offset + i, exc) from None
         return prepared
 
-    def build_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-        offset: int = 0,
-    ) -> list[PreparedPrompt]:
-        """One ``task`` prompt per ranked cell (``fields``: the inputs' other values), the
-        same as `build` of the cells' sentences; built from the genes' cached ids when
-        `serving.ranked_prompts` can, else from the sentences."""
+    def build_ranked(self, request: RankedPromptRequest, offset: int = 0) -> list[PreparedPrompt]:
+        """The request's prompts, the same as `build` of the cells' sentences; built from
+        the genes' cached ids when `serving.core.ranked_prompts` can, else from the
+        sentences."""
         from serving.core.ranked_prompts import RankedPrompts
 
+        task, vocabulary = request.task, request.vocabulary
         prompts = self._ranked.get(vocabulary)
         if prompts is None:
             self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.checks)}
             prompts = self._ranked[vocabulary]
-        built = prompts.build(task, cells, fields, templates)
+        built = prompts.build(task, request.cells, request.fields, request.templates)
         if built is not None:
             return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
         jobs = [
-            PromptRequest(task, {**fields, "cell": sentence}, template=t)
-            for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
+            PromptRequest(task, inputs, template=t)
+            for inputs, t in zip(request.sentence_inputs(), request.templates, strict=True)
         ]
         return self.build(jobs, offset)
 
