@@ -134,18 +134,20 @@ class CallPaths:
         return files
 
     def returns_to_a_caller(self) -> list[tuple[str, ...]]:
-        """Stacks that leave a file and come back into it further down (A -> B -> A),
-        other than through a callable that a caller handed down (a lambda or closure of
-        another file called here: a ``params_for``), which is cut off with its callees."""
+        """Stacks that leave a file and come back into it further down (A -> B -> A).
+
+        A callable that a caller handed down (a closure or lambda of another file, such as
+        a ``params_for`` or the job's per-shard ``answer``) starts a new run of the stack:
+        calling it is the receiver's job, not a return to the caller.
+        """
         found = []
         for stack in self.stacks:
-            files: list[str] = []
+            runs: list[list[str]] = [[]]
             for i, (path, name) in enumerate(stack):
-                handed_down = "<locals>" in name and i > 0 and stack[i - 1][0] != path
-                if handed_down:
-                    break
+                if "<locals>" in name and i > 0 and stack[i - 1][0] != path:
+                    runs.append([])
+                files = runs[-1]
                 if not files or files[-1] != path:
                     files.append(path)
-            if len(files) != len(set(files)):
-                found.append(tuple(files))
+            found += [tuple(files) for files in runs if len(files) != len(set(files))]
         return sorted(set(found))
