@@ -81,11 +81,6 @@ class PromptTemplate:
     def __repr__(self) -> str:
         return f"PromptTemplate({self.text!r})"
 
-    @property
-    def is_multi_cell(self) -> bool:
-        """Whether the template takes ``{multi_cell_sentences}``."""
-        return self.sentence_field == MULTI_CELL_SENTENCES
-
     def resolve_fields(self, cells: Sequence[Sequence[Any]], fields: Mapping[str, Any]) -> dict:
         """Check ``cells`` against the placeholder and fill ``num_genes``/``num_cells``.
 
