@@ -30,6 +30,18 @@ TEMPLATE_FIELDS = (
 )
 
 
+def placeholders(template: str) -> frozenset[str]:
+    """The ``{name}`` fields a ``str.format`` template uses: any plain names, C2S's
+    (`TEMPLATE_FIELDS`) or a task's own."""
+    names = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None:
+            if not name.isidentifier():
+                raise TemplateError(f"placeholder {{{name}}} is not a plain name in {template!r}")
+            names.add(name)
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class _Placeholder:
     name: str
@@ -68,11 +80,6 @@ class PromptTemplate:
 
     def __repr__(self) -> str:
         return f"PromptTemplate({self.text!r})"
-
-    @property
-    def is_multi_cell(self) -> bool:
-        """Whether the template takes ``{multi_cell_sentences}``."""
-        return self.sentence_field == MULTI_CELL_SENTENCES
 
     def resolve_fields(self, cells: Sequence[Sequence[Any]], fields: Mapping[str, Any]) -> dict:
         """Check ``cells`` against the placeholder and fill ``num_genes``/``num_cells``.

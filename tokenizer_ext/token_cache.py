@@ -104,11 +104,6 @@ class GeneTokenCache:
         gene_ids = self._gene_ids
         return [i for w in words for i in gene_ids[w]]
 
-    def sentence_token_count(self, genes: Iterable[int] | Iterable[str]) -> int:
-        """Tokens of :meth:`sentence_ids` without building them."""
-        words = np.asarray(_as_words(self.vocabulary, genes), dtype=np.int64)
-        return int(self.token_counts[words].sum())
-
 
 def _as_words(vocabulary: GeneVocabulary, genes) -> list[int]:
     if isinstance(genes, np.ndarray) and genes.dtype.kind in "iu":

@@ -136,11 +136,6 @@ class GeneVocabulary:
         return cls(list(names.astype(str)), **kwargs)
 
     @property
-    def has_merged_columns(self) -> bool:
-        """Whether several columns share one word (``on_collision="merge"``)."""
-        return len(self.symbols) != len(self.column_to_word)
-
-    @property
     def n_columns(self) -> int:
         """Number of expression columns the vocabulary was built from."""
         return len(self.column_to_word)

@@ -64,6 +64,7 @@ def goals_context(goals: list[dict], results: dict[str, dict]) -> dict:
         "checkpoint": goal_checkpoint(results.get("peers")) or "pythia-410m-random",
         "rows": rows,
         "no_amx": "cpu_flags" in machine and not machine.get("has_amx_bf16"),
+        "avx512_bf16": bool(machine.get("has_avx512_bf16")),
     }
 
 

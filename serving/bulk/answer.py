@@ -20,6 +20,7 @@ from serving.bulk.plan import Shard
 from serving.bulk.rows import CellRow
 from serving.bulk.runners import Answer, RankedRunner, TaskRunner
 from serving.core.label_sets import LabelSet
+from serving.core.stages import RankedPromptRequest
 from serving.core.tasks.registry import TaskRegistry
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.sentences import ranked_to_sentences
@@ -153,9 +154,10 @@ class ShardAnswerer:
         from those (in-process stages), else from their sentences."""
         if live and self.settings.label_set is None and isinstance(self.runner, RankedRunner):
             cells = ready.cells.select(live)
-            return await self.runner.run_ranked(
+            request = RankedPromptRequest(
                 SINGLE_TASK, cells, ready.vocabulary, self._payload(), templates
             )
+            return await self.runner.run_ranked(request)
         inputs = [self._payload(cell=ready.sentences[i]) for i in live]
         return await self._run(SINGLE_TASK, inputs, templates)
 

@@ -60,12 +60,6 @@ class ShardPlan:
             owner[shard.rows] = shard.index
         return owner
 
-    def check_covers_every_row(self) -> None:
-        """Raise `AssertionError` unless every row is in exactly one shard."""
-        rows = np.concatenate([s.rows for s in self.shards]) if self.shards else np.zeros(0)
-        if len(rows) != self.n_cells or not np.array_equal(np.sort(rows), np.arange(self.n_cells)):
-            raise AssertionError("the shard plan does not hold every row exactly once")
-
 
 def single_cell_plan(n_cells: int, shard_cells: int) -> ShardPlan:
     """Consecutive rows, one cell per unit, ``shard_cells`` cells per shard."""

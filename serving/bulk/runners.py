@@ -16,10 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from serving.core.label_sets import LabelSet, label_set_answer
 from serving.core.pipeline import BatchItem, Pipeline, RankedStages, fan_out, generation
-from serving.core.stages import PromptRequest
+from serving.core.stages import PromptRequest, RankedPromptRequest
 from serving.core.tasks import default_registry
-from tokenizer_ext import GeneVocabulary, RankedCells
-from tokenizer_ext.sentences import ranked_to_sentences
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +69,8 @@ class TaskRunner(Protocol):
 class RankedRunner(Protocol):
     """A runner that also takes one-cell inputs as ranked genes, not sentences."""
 
-    async def run_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-    ) -> list[Answer]:
-        """Answer one ``task`` input per cell (``fields``: the inputs' other values)."""
+    async def run_ranked(self, request: RankedPromptRequest) -> list[Answer]:
+        """Answer one input per ranked cell of ``request``."""
         ...
 
 
@@ -135,21 +126,13 @@ class PipelineRunner:
         )
         return [self._answer(item) for item in items]
 
-    async def run_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-    ) -> list[Answer]:
+    async def run_ranked(self, request: RankedPromptRequest) -> list[Answer]:
         """`run` of one-cell inputs given as ranked genes: stages that build prompts from
         those (`LocalPipeline`) never make a sentence; others get the sentences."""
         if not isinstance(self.stages, RankedStages):
-            sentences = ranked_to_sentences(cells, vocabulary)
-            return await self.run(task, [{**fields, "cell": s} for s in sentences], templates)
+            return await self.run(request.task, request.sentence_inputs(), request.templates)
         # built in one go (one gather of ids), then answered in request-sized chunks
-        prompts = await self.stages.build_ranked(task, cells, vocabulary, fields, templates)
+        prompts = await self.stages.build_ranked(request)
         answer = generation(self.stages, lambda prompt: prompt.params)
         size = self.request_cells
         done = await asyncio.gather(

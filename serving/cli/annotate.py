@@ -15,27 +15,15 @@ from rich.console import Console
 
 from serving.bulk.config import AnnotateConfig, BulkTask, DistributedConfig, ExecutionConfig
 from serving.bulk.job import RunResult
+from serving.cli import options as opt
 from serving.cli.logs import route_library_logs
-from serving.cli.options import (
-    GeneSymbolsColumn,
-    KvCacheGib,
-    Layer,
-    Model,
-    OrganismOption,
-    RayApp,
-    ShowProgress,
-    UseRaw,
-    Verbose,
-    fail,
-    run_with_progress,
-)
 from serving.core.label_scoring import SCORING_BLOCK_SIZE
 from serving.core.label_sets import read_label_file
 from serving.engine.config import EngineConfig
 from serving.ray_serve.config import DEMO_MODEL_DIR
 from serving.settings import C2SSettings
 
-__all__ = ["annotate", "execution_config", "fail", "print_summary", "run_job"]
+__all__ = ["annotate", "execution_config", "print_summary", "run_job"]
 
 
 def template_choice(value: str) -> int | str:
@@ -106,7 +94,7 @@ def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
     """Run ``config`` with a progress bar; errors become a message and exit code 2."""
     from serving.bulk.run import annotate
 
-    return run_with_progress(
+    return opt.run_with_progress(
         lambda progress: annotate(config, progress), show_progress=show_progress
     )
 
@@ -136,7 +124,7 @@ def print_summary(result: RunResult) -> None:
 def annotate(
     input_file: Annotated[Path, typer.Argument(help="The .h5ad file to annotate")],
     out: Annotated[Path, typer.Option(help="Output folder (a run there is resumed)")],
-    model: Model = None,
+    model: opt.Model = None,
     task: Annotated[
         str, typer.Option(help="cell_type_prediction, or multi_cell_type_prediction (groups)")
     ] = "cell_type_prediction",
@@ -188,11 +176,11 @@ def annotate(
     shards_per_task: Annotated[
         int, typer.Option(help="--mode distributed: consecutive shards per row-range task")
     ] = 4,
-    ray_app: RayApp = "c2s",
-    use_raw: UseRaw = False,
-    layer: Layer = None,
-    gene_symbols_column: GeneSymbolsColumn = None,
-    organism: OrganismOption = None,
+    ray_app: opt.RayApp = "c2s",
+    use_raw: opt.UseRaw = False,
+    layer: opt.Layer = None,
+    gene_symbols_column: opt.GeneSymbolsColumn = None,
+    organism: opt.OrganismOption = None,
     template_index: Annotated[
         str, typer.Option(help="Prompt variant, or 'random' (seeded, per cell)")
     ] = "0",
@@ -209,7 +197,7 @@ def annotate(
     shard_cells: Annotated[int, typer.Option(help="Cells per Parquet shard")] = 256,
     max_inflight: Annotated[int, typer.Option(help="Cells in flight at once")] = 512,
     request_cells: Annotated[int, typer.Option(help="Cells per build/decode call or request")] = 32,
-    kv_cache_gib: KvCacheGib = 2,
+    kv_cache_gib: opt.KvCacheGib = 2,
     compile_graph: Annotated[
         bool,
         typer.Option("--compile", help="torch.compile the engine (slow start, for long runs)"),
@@ -231,8 +219,8 @@ def annotate(
     top_k_labels: Annotated[
         int, typer.Option(help="Scored mode: labels kept per cell in the Parquet rows")
     ] = 5,
-    progress: ShowProgress = True,
-    verbose: Verbose = False,
+    progress: opt.ShowProgress = True,
+    verbose: opt.Verbose = False,
 ) -> None:
     """Annotate every cell of an .h5ad file: Parquet shards, annotated.h5ad, report.json."""
     try:
@@ -280,7 +268,7 @@ def annotate(
             execution=execution,
         )
     except ValidationError as exc:
-        raise fail(_first_message(exc)) from None
+        raise opt.invalid_config(exc) from None
     route_library_logs(out / "engine.log", verbose)
     print_summary(run_job(config, show_progress=progress))
 
@@ -297,9 +285,9 @@ def _labels(path: Path | None) -> tuple[str, ...] | None:
     try:
         labels = read_label_file(path)
     except OSError as exc:
-        raise fail(f"--labels {path}: {exc.strerror or exc}") from None
+        raise opt.fail(f"--labels {path}: {exc.strerror or exc}") from None
     if not labels:
-        raise fail(f"--labels {path} holds no labels (one per line).")
+        raise opt.fail(f"--labels {path} holds no labels (one per line).")
     return labels
 
 
@@ -310,10 +298,3 @@ def _task(value: str) -> BulkTask:
             param_hint="--task",
         )
     return value  # type: ignore[return-value]
-
-
-def _first_message(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from serving.bulk import atomic
 from serving.bulk.config import AnnotateConfig
-from serving.cli.annotate import execution_config, fail, print_summary, run_job
+from serving.cli.annotate import execution_config, print_summary, run_job
 from serving.cli.logs import route_library_logs
-from serving.cli.options import Verbose
+from serving.cli.options import Verbose, fail
 from serving.ray_serve.config import DEMO_MODEL_DIR
 
 DATASET = "pbmc68k_reduced.h5ad"

@@ -13,27 +13,15 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from serving.bulk.embed import EmbedConfig
-from serving.cli.annotate import _first_message, execution_config
+from serving.cli import options as opt
+from serving.cli.annotate import execution_config
 from serving.cli.logs import route_library_logs
-from serving.cli.options import (
-    GeneSymbolsColumn,
-    KvCacheGib,
-    Layer,
-    Model,
-    OrganismOption,
-    RayApp,
-    ShowProgress,
-    UseRaw,
-    Verbose,
-    fail,
-    run_with_progress,
-)
 
 
 def embed(
     input_file: Annotated[Path, typer.Argument(help="The .h5ad file whose cells to embed")],
     out: Annotated[Path, typer.Option(help="The .h5ad to write (the input plus obsm)")],
-    model: Model = None,
+    model: opt.Model = None,
     n_genes: Annotated[int, typer.Option(help="Genes per cell in the embedded prompt")] = 200,
     template_index: Annotated[int, typer.Option(help="Cell type prompt variant")] = 0,
     key_added: Annotated[str, typer.Option(help="obsm key of the embeddings")] = "X_c2s",
@@ -41,18 +29,18 @@ def embed(
         str | None,
         typer.Option(help="Use the Serve app (with an Embedder) on this Ray cluster ('auto')"),
     ] = None,
-    ray_app: RayApp = "c2s",
-    use_raw: UseRaw = False,
-    layer: Layer = None,
-    gene_symbols_column: GeneSymbolsColumn = None,
-    organism: OrganismOption = None,
+    ray_app: opt.RayApp = "c2s",
+    use_raw: opt.UseRaw = False,
+    layer: opt.Layer = None,
+    gene_symbols_column: opt.GeneSymbolsColumn = None,
+    organism: opt.OrganismOption = None,
     skip_empty_cells: Annotated[
         bool, typer.Option("--skip-empty-cells", help="Give empty cells a row of NaN")
     ] = False,
     request_cells: Annotated[int, typer.Option(help="Cells per build/embed call")] = 32,
-    kv_cache_gib: KvCacheGib = 2,
-    progress: ShowProgress = True,
-    verbose: Verbose = False,
+    kv_cache_gib: opt.KvCacheGib = 2,
+    progress: opt.ShowProgress = True,
+    verbose: opt.Verbose = False,
 ) -> None:
     """Embed every cell of an .h5ad file (mean last hidden state of its C2S prompt)."""
     from serving.bulk.embed import embed as run
@@ -79,9 +67,9 @@ def embed(
             execution=execution,
         )
     except ValidationError as exc:
-        raise fail(_first_message(exc)) from None
+        raise opt.invalid_config(exc) from None
     route_library_logs(out.with_suffix(".engine.log"), verbose)
-    result = run_with_progress(lambda listener: run(config, listener), show_progress=progress)
+    result = opt.run_with_progress(lambda listener: run(config, listener), show_progress=progress)
     summary = result.summary
     Console().print(
         f"[bold]{summary['n_cells']}[/bold] cells embedded ({summary['dimensions']} dimensions) "

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
@@ -41,6 +42,14 @@ Verbose = Annotated[
 def fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def invalid_config(exc: ValidationError) -> typer.Exit:
+    """`fail` with the first error of a config built from the flags."""
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return fail(f"{where}: {message}" if where else message)
 
 
 def run_with_progress(

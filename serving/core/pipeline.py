@@ -10,9 +10,9 @@ embeddings (`serving.core.embeddings.embedding`) and the bulk job's runner.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from serving.core.errors import InvalidRequest
 from serving.core.stages import (
@@ -22,6 +22,7 @@ from serving.core.stages import (
     DecodeStage,
     PreparedPrompt,
     PromptRequest,
+    RankedPromptRequest,
 )
 from serving.engine import (
     Completion,
@@ -34,7 +35,6 @@ from serving.engine import (
     SequenceDelta,
     StepOutput,
 )
-from tokenizer_ext import GeneVocabulary, RankedCells
 
 T = TypeVar("T")
 
@@ -70,13 +70,7 @@ class RankedStages(Protocol):
     """Pipeline that build one-cell prompts from ranked genes (in-process: `LocalPipeline`)."""
 
     async def build_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-        offset: int = 0,
+        self, request: RankedPromptRequest, offset: int = 0
     ) -> list[PreparedPrompt]: ...
 
 
@@ -114,15 +108,9 @@ class LocalPipeline:
         return self.builder.build(jobs, offset)
 
     async def build_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-        offset: int = 0,
+        self, request: RankedPromptRequest, offset: int = 0
     ) -> list[PreparedPrompt]:
-        return self.builder.build_ranked(task, cells, vocabulary, fields, templates, offset)
+        return self.builder.build_ranked(request, offset)
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
         return await self.engine.complete(prompt.token_ids, params)

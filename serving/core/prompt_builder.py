@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
 
 from serving.core.errors import InvalidTaskInput, PromptTooLong
 from serving.core.tasks import default_registry
@@ -25,9 +24,10 @@ from serving.core.tasks.templates import (
     C2S_TEMPLATE_SEED,
     TemplateChoice,
     TemplatePicker,
-    placeholders,
 )
+from serving.core.validation import validate_inputs
 from serving.engine.params import GenerationParams
+from tokenizer_ext.templates import CELL_SENTENCE, SENTENCE_FIELDS, TEMPLATE_FIELDS, placeholders
 
 #: a model directory may list its genes here, one per line (the demo checkpoint does)
 GENES_FILE = "gene_vocabulary.txt"
@@ -149,55 +149,32 @@ class PromptBuilder:
             template_seed=template_seed,
         )
 
-    def validate(self, task: str | TaskSpec, payload: Mapping | TaskInput) -> TaskInput:
-        """The task's input model built from ``payload``; raises `InvalidTaskInput`."""
-        spec = self._spec(task)
-        if isinstance(payload, spec.input_model):
-            return payload
-        if isinstance(payload, TaskInput):
-            raise InvalidTaskInput(
-                spec.name, f"expected {spec.input_model.__name__}, got {type(payload).__name__}"
-            )
-        try:
-            return spec.input_model.model_validate(payload)
-        except ValidationError as exc:
-            errors = tuple(
-                {"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
-            )
-            raise InvalidTaskInput(spec.name, _summarise(exc), errors=errors) from None
-
-    def render(
-        self, task: str | TaskSpec, payload: Mapping | TaskInput, template: TemplateChoice = 0
-    ) -> tuple[int, str]:
-        """The template index chosen and the prompt text, without tokenising."""
-        spec = self._spec(task)
-        data = self.validate(spec, payload)
-        index = self._pick(spec, template)
-        try:
-            return index, spec.render_prompt(data, index)
-        except ValueError as exc:  # a template format spec that does not fit its value
-            raise InvalidTaskInput(spec.name, str(exc)) from None
-
     def build(
         self, task: str | TaskSpec, payload: Mapping | TaskInput, template: TemplateChoice = 0
     ) -> BuiltPrompt:
-        """Render, tokenise and budget-check one prompt.
+        """Validate (the task's input model alone: `validate_inputs` without model checks),
+        render, tokenise and budget-check one prompt.
 
         Raises
         ------
         UnknownTask, InvalidTaskInput, PromptTooLong
         """
         spec = self._spec(task)
-        data = self.validate(spec, payload)
-        index, text = self.render(spec, data, template)
+        return self.build_valid(spec, validate_inputs(spec, payload), template)
+
+    def build_valid(
+        self, task: str | TaskSpec, data: TaskInput, template: TemplateChoice = 0
+    ) -> BuiltPrompt:
+        """`build` of inputs that `validate_inputs` returned: render, tokenise, budget-check."""
+        spec = self._spec(task)
+        index = self._pick(spec, template)
+        text = self._render(spec, data, index)
         ids = self._token_ids(spec.templates.prompt_template(index), data, text)
         return self._built(spec, data, index, text, ids)
 
     def batches_cells(self, task: str | TaskSpec, template: TemplateChoice) -> bool:
         """Whether `iter_build_cells` can build this task's prompts with this template: a
         fixed template of C2S's placeholders around one ``{cell_sentence}``."""
-        from tokenizer_ext.templates import CELL_SENTENCE, TEMPLATE_FIELDS
-
         if isinstance(template, str):  # "random": each prompt draws its own variant
             return False
         spec = self._spec(task)
@@ -218,7 +195,6 @@ class PromptBuilder:
         context raises `PromptTooLong` there, so a caller knows which input it was.
         """
         from tokenizer_ext import RankedCells
-        from tokenizer_ext.templates import SENTENCE_FIELDS
 
         spec = self._spec(task)
         index = self._pick(spec, template)
@@ -275,8 +251,6 @@ class PromptBuilder:
         The cache covers C2S's placeholders and the genes it was built with; both paths
         give the same ids (tokenizer_ext checks the assembly against full tokenisation).
         """
-        from tokenizer_ext.templates import SENTENCE_FIELDS, TEMPLATE_FIELDS
-
         cells = data.prompt_cells()
         if (
             cells is None
@@ -308,6 +282,13 @@ class PromptBuilder:
         self.prompt_encoder.add_genes(unknown)
         return True
 
+    @staticmethod
+    def _render(spec: TaskSpec, data: TaskInput, index: int) -> str:
+        try:
+            return spec.render_prompt(data, index)
+        except ValueError as exc:  # a template format spec that does not fit its value
+            raise InvalidTaskInput(spec.name, str(exc)) from None
+
     def _spec(self, task: str | TaskSpec) -> TaskSpec:
         return task if isinstance(task, TaskSpec) else self.registry.get(task)
 
@@ -318,14 +299,6 @@ class PromptBuilder:
         except IndexError as exc:
             raise InvalidTaskInput(spec.name, str(exc), param="template_index") from None
         return index
-
-
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "input"
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
 
 
 def _shorten_hint(data: TaskInput) -> str:

@@ -20,8 +20,8 @@ import numpy as np
 
 from serving.core.errors import C2SError
 from serving.core.prompt_builder import PromptBuilder
-from serving.core.stages import check_trained_range
 from serving.core.tasks.inputs import TaskInput
+from serving.core.validation import ModelChecks, validate_inputs
 from serving.engine.params import GenerationParams
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.templates import SENTENCE_FIELDS
@@ -37,15 +37,16 @@ class RankedPrompts:
         The prompt builder (tokenizer, gene cache, context).
     vocabulary
         The dataset's genes (the words the ranked cells index).
-    model_genes
-        The genes the checkpoint lists, if any: a cell mostly outside them is refused.
+    checks
+        The checkpoint's checks (`serving.core.validation`): a cell mostly outside its
+        genes is left to the sentence path, which refuses it.
     """
 
     def __init__(
         self,
         builder: PromptBuilder,
         vocabulary: GeneVocabulary,
-        model_genes: frozenset[str] | None,
+        checks: ModelChecks,
     ) -> None:
         self.builder = builder
         self.vocabulary = vocabulary
@@ -53,6 +54,8 @@ class RankedPrompts:
         self.cache_words = builder.gene_words(vocabulary.symbols)
         symbols = vocabulary.symbols
         self.ensembl = np.fromiter(map(looks_like_ensembl_id, symbols), bool, len(symbols))
+        self.checks = checks
+        model_genes = checks.model_genes
         if model_genes is None:
             self.unknown = np.zeros(len(symbols), dtype=bool)
         else:
@@ -105,12 +108,12 @@ class RankedPrompts:
         return False
 
     def _sample(self, task: str, cells: RankedCells, fields: Mapping[str, Any]) -> TaskInput:
-        """The first cell validated as the sentence path would: the checks on the fields
-        (the same for every cell) and the template's other values."""
+        """The first cell validated as the sentence path would (`validate_inputs`): the
+        checks on the fields (the same for every cell) and the template's other values.
+        The other cells' genes are screened by `_refused`, which decides nothing itself."""
         first = " ".join(self.vocabulary.decode(cells.row(0).tolist()))
-        sample = self.builder.validate(task, {**fields, "cell": first})
-        check_trained_range(self.builder.registry.get(task), sample)
-        return sample
+        spec = self.builder.registry.get(task)
+        return validate_inputs(spec, {**fields, "cell": first}, self.checks)
 
     def _params_for(self, spec, max_tokens: int) -> GenerationParams:
         key = (spec.name, max_tokens)

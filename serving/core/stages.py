@@ -1,33 +1,36 @@
 """The chunk-level prompt and decode stages that Ray Serve replicates.
 
-`BuildStage` and `DecodeStage` are plain classes over `PromptBuilder` and `Decoder`:
-they take and return lists so that one call carries a whole chunk of a batch, and they
-serve raw prompts (tokenised here, never in the engine) beside task prompts. The gateway
-calls them in-process or as Ray Serve deployments; the bulk job calls the same classes.
+`BuildStage` and `DecodeStage` are plain classes over `PromptBuilder` and `Decoder` (one
+answer's parse, kept here so that a request's decode reads in one file): they take and
+return lists so that one call carries a whole chunk of a batch, and they serve raw prompts
+(tokenised here, never in the engine) beside task prompts. `BuildStage` checks every task
+prompt's inputs once, with `serving.core.validation.validate_inputs`. The gateway calls
+them in-process or as Ray Serve deployments; the bulk job calls the same classes.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.core.decoder import Decoder
-from serving.core.errors import C2SError, InvalidRequest, InvalidTaskInput, PromptTooLong
+from serving.core.errors import C2SError, InvalidRequest, PromptTooLong
 from serving.core.prompt_builder import BuiltPrompt, PromptBuilder, read_model_genes
+from serving.core.tasks import default_registry
 from serving.core.tasks.inputs import TaskInput
-from serving.core.tasks.spec import TaskGroup, TaskSpec
+from serving.core.tasks.registry import TaskRegistry
+from serving.core.tasks.results import TaskResult
+from serving.core.tasks.spec import TaskSpec
 from serving.core.tasks.templates import TemplateChoice
+from serving.core.validation import ModelChecks, validate_inputs
 from serving.engine.params import GenerationParams
 from tokenizer_ext.inverse import RankExpressionFit
 from tokenizer_ext.ranking import RankedCells
 from tokenizer_ext.sentences import ranked_to_sentences
 from tokenizer_ext.text_encoder import TextEncoder
-from tokenizer_ext.trained_ranges import C2S_TRAINED_RANGES
-from tokenizer_ext.vocab import GeneVocabulary, looks_like_ensembl_id
+from tokenizer_ext.vocab import GeneVocabulary
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
 EXPRESSION_FIT_FILE = "expression_fit.json"
@@ -43,6 +46,36 @@ class PromptRequest:
     inputs: Mapping[str, Any] | None = None
     raw_prompt: str | tuple[int, ...] | None = None
     template: TemplateChoice = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPromptRequest:
+    """One ``task`` prompt per ranked cell: one-cell inputs given as ranked genes.
+
+    Attributes
+    ----------
+    task
+        The task's name.
+    cells
+        Each cell's genes, most expressed first, as words of ``vocabulary``.
+    vocabulary
+        The dataset's genes.
+    fields
+        The inputs' other values (the same for every cell).
+    templates
+        The template index of each cell's prompt.
+    """
+
+    task: str
+    cells: RankedCells
+    vocabulary: GeneVocabulary
+    fields: Mapping[str, Any]
+    templates: Sequence[int]
+
+    def sentence_inputs(self) -> list[dict[str, Any]]:
+        """The same inputs with each cell as its sentence (for paths that need text)."""
+        sentences = ranked_to_sentences(self.cells, self.vocabulary)
+        return [{**self.fields, "cell": sentence} for sentence in sentences]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,78 +119,6 @@ class BatchItemError(InvalidRequest):
         super().__init__(f"inputs[{index}]: {error.message}", param=f"inputs[{index}]")
 
 
-def check_trained_range(spec: TaskSpec, data: TaskInput) -> None:
-    """Refuse gene and cell counts above what the checkpoint was trained on (model card).
-
-    Below the minima is allowed: sparse cells express fewer genes than 100, and C2S
-    prompts them as they are.
-    """
-    if spec.group is TaskGroup.GENE_SETS:
-        return
-    multi = spec.group is TaskGroup.MULTI_CELL
-    low, high = C2S_TRAINED_RANGES.gene_range(multi)
-    kind = "multi-cell" if multi else "single-cell"
-    n_genes = getattr(data, "n_genes", None)
-    if n_genes is not None and n_genes > high:
-        raise InvalidTaskInput(
-            spec.name,
-            f"n_genes={n_genes} is above the {kind} range the model was trained on "
-            f"({low}-{high} genes per cell): ask for at most {high}.",
-            param="n_genes",
-        )
-    if multi:
-        n_cells = max(len(data.prompt_cells() or ()), data.output_size().cells)
-        low, high = C2S_TRAINED_RANGES.multi_cell_cells
-        if n_cells > high:
-            raise InvalidTaskInput(
-                spec.name,
-                f"{n_cells} cells is above the range the model was trained on ({low}-{high} "
-                f"cells per prompt): send at most {high} cells per request item.",
-                param="n_cells",
-            )
-
-
-def check_cell_genes(
-    spec: TaskSpec, data: TaskInput, vocabulary: frozenset[str] | None = None
-) -> None:
-    """Refuse cells the model cannot read: a gene named twice, Ensembl ids instead of
-    symbols, or (when the checkpoint lists its genes) mostly unknown genes."""
-    for i, genes in enumerate(data.prompt_cells() or ()):
-        where = "cell" if spec.group is TaskGroup.SINGLE_CELL else f"cells[{i}]"
-        # set-level (C) checks first: almost every cell passes them, and they cost a
-        # fraction of a Python loop over its genes
-        distinct = set(genes)
-        repeated = None
-        if len(distinct) < len(genes):
-            repeated = next((g for g, n in Counter(genes).items() if n > 1), None)
-        if repeated is not None:
-            raise InvalidTaskInput(
-                spec.name,
-                f"{where}: gene {repeated} appears more than once; a cell sentence names each "
-                "gene once, most expressed first.",
-                param=where,
-            )
-        maybe_ensembl = "ENS" in " ".join(genes).upper()
-        ensembl = [g for g in genes if looks_like_ensembl_id(g)] if maybe_ensembl else []
-        if ensembl and 2 * len(ensembl) >= len(genes):
-            raise InvalidTaskInput(
-                spec.name,
-                f"{where}: genes look like Ensembl ids ({', '.join(ensembl[:3])}); C2S models "
-                "read gene symbols: map the ids to symbols first (e.g. adata.var['gene_symbols']).",
-                param=where,
-            )
-        n_unknown = len(distinct - vocabulary) if vocabulary is not None else 0
-        if n_unknown and 2 * n_unknown >= len(genes):
-            unknown = [g for g in genes if g not in vocabulary]
-            raise InvalidTaskInput(
-                spec.name,
-                f"{where}: {len(unknown)} of {len(genes)} genes are not in this model's gene "
-                f"vocabulary ({', '.join(unknown[:3])}); send gene symbols of the organism the "
-                "model was trained on.",
-                param=where,
-            )
-
-
 class BuildStage:
     """Builds chunks of prompts with a `PromptBuilder`.
 
@@ -172,7 +133,8 @@ class BuildStage:
 
     def __init__(self, builder: PromptBuilder, vocabulary: frozenset[str] | None = None) -> None:
         self.builder = builder
-        self.vocabulary = vocabulary
+        # every prompt's inputs are checked once, against this checkpoint (`validate_inputs`)
+        self.checks = ModelChecks(vocabulary)
         # the last dataset's ranked-prompt tables (a job reads one dataset)
         self._ranked: dict[GeneVocabulary, Any] = {}
 
@@ -216,44 +178,33 @@ class BuildStage:
             raise BatchItemError(offset + i, exc) from None
         return prepared
 
-    def build_ranked(
-        self,
-        task: str,
-        cells: RankedCells,
-        vocabulary: GeneVocabulary,
-        fields: Mapping[str, Any],
-        templates: Sequence[int],
-        offset: int = 0,
-    ) -> list[PreparedPrompt]:
-        """One ``task`` prompt per ranked cell (``fields``: the inputs' other values), the
-        same as `build` of the cells' sentences; built from the genes' cached ids when
-        `serving.ranked_prompts` can, else from the sentences."""
+    def build_ranked(self, request: RankedPromptRequest, offset: int = 0) -> list[PreparedPrompt]:
+        """The request's prompts, the same as `build` of the cells' sentences; built from
+        the genes' cached ids when `serving.core.ranked_prompts` can, else from the
+        sentences."""
         from serving.core.ranked_prompts import RankedPrompts
 
+        task, vocabulary = request.task, request.vocabulary
         prompts = self._ranked.get(vocabulary)
         if prompts is None:
-            self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.vocabulary)}
+            self._ranked = {vocabulary: RankedPrompts(self.builder, vocabulary, self.checks)}
             prompts = self._ranked[vocabulary]
-        built = prompts.build(task, cells, fields, templates)
+        built = prompts.build(task, request.cells, request.fields, request.templates)
         if built is not None:
             return [PreparedPrompt(ids, params, task, t) for ids, params, t in built]
         jobs = [
-            PromptRequest(task, {**fields, "cell": sentence}, template=t)
-            for sentence, t in zip(ranked_to_sentences(cells, vocabulary), templates, strict=True)
+            PromptRequest(task, inputs, template=t)
+            for inputs, t in zip(request.sentence_inputs(), request.templates, strict=True)
         ]
         return self.build(jobs, offset)
 
     def _validated(self, job: PromptRequest) -> TaskInput:
-        spec = self.builder.registry.get(job.task)
-        data = self.builder.validate(spec, job.inputs or {})
-        check_trained_range(spec, data)
-        check_cell_genes(spec, data, self.vocabulary)
-        return data
+        return validate_inputs(self.builder.registry.get(job.task), job.inputs or {}, self.checks)
 
     def _build_one(self, job: PromptRequest) -> PreparedPrompt:
         if job.task is None:
             return self._raw(job.raw_prompt)
-        return _prepared(self.builder.build(job.task, self._validated(job), job.template))
+        return _prepared(self.builder.build_valid(job.task, self._validated(job), job.template))
 
     def _raw(self, prompt: str | tuple[int, ...] | None) -> PreparedPrompt:
         if prompt is None or len(prompt) == 0:
@@ -278,6 +229,35 @@ class BuildStage:
 
 def _prepared(built: BuiltPrompt) -> PreparedPrompt:
     return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
+
+
+class Decoder:
+    """Parses generated text with each task's parser: a task's answer -> its typed result.
+
+    Parameters
+    ----------
+    vocabulary
+        Gene symbols that count as valid genes (compared upper-cased); ``None`` counts
+        every generated word as a gene.
+    registry
+        The tasks; the built-in twelve by default.
+    """
+
+    def __init__(
+        self, vocabulary: Iterable[str] | None = None, *, registry: TaskRegistry | None = None
+    ) -> None:
+        self.vocabulary = None if vocabulary is None else frozenset(g.upper() for g in vocabulary)
+        self.registry = registry or default_registry()
+
+    @classmethod
+    def from_model(cls, model_dir: str | Path, *, registry: TaskRegistry | None = None) -> Decoder:
+        """A decoder that validates genes against the genes a model directory lists."""
+        return cls(read_model_genes(model_dir), registry=registry)
+
+    def decode(self, task: str | TaskSpec, text: str) -> TaskResult:
+        """The typed result of one generated answer (the text after the prompt)."""
+        spec = task if isinstance(task, TaskSpec) else self.registry.get(task)
+        return spec.parser(text, self.vocabulary)
 
 
 class DecodeStage:

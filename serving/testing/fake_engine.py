@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -18,11 +17,11 @@ from serving.engine import (
     StepOutput,
     TokenLogprob,
 )
+from tokenizer_ext.cell_text import multi_cell_text, split_multi_cell_text
 
 #: what `scripted` answers: cell types, and the tissue of a group
 LABELS = ("B cell", "T cell", "Monocyte", "NK cell")
 TISSUE = "peripheral blood"
-_CELL_HEADER = re.compile(r"(?:^|\n)Cell (\d+):\n")
 
 Reply = Callable[[Sequence[int]], str]
 
@@ -33,13 +32,13 @@ def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
 
     def reply(ids: Sequence[int]) -> str:
         text = decode(list(ids))
-        n_cells = len(_CELL_HEADER.findall(text))
+        n_cells = len(split_multi_cell_text(text))
         if n_cells and "tissue" in text.rsplit("\n", 1)[-1].lower():
             return f" {TISSUE}."
         seed = sum(ids)
         if n_cells:
-            blocks = "".join(
-                f"Cell {i}:\n{LABELS[(seed + i) % len(LABELS)]}.\n" for i in range(1, n_cells + 1)
+            blocks = multi_cell_text(
+                [LABELS[(seed + i) % len(LABELS)] for i in range(1, n_cells + 1)]
             )
             return f" {blocks}."
         return f" {LABELS[seed % len(LABELS)]}."

@@ -52,7 +52,7 @@ def test_batched_ids_equal_one_prompt_at_a_time_and_full_tokenisation(stage, tem
     assert batched == one_at_a_time(fresh, jobs)
     builder = stage.builder
     for job, ids in zip(jobs, batched, strict=True):
-        text = builder.render(TASK, job.inputs, template)[1]
+        text = builder.build(TASK, job.inputs, template).text
         assert list(ids) == builder.encoder.encode(text)
 
 

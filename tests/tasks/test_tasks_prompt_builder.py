@@ -7,6 +7,7 @@ import pytest
 from serving.core.errors import InvalidTaskInput, PromptTooLong, UnknownTask
 from serving.core.prompt_builder import PromptBuilder, context_length, reference_genes
 from serving.core.tasks import RANDOM, default_registry
+from serving.core.validation import validate_inputs
 from tests.task_inputs import TASK_INPUTS
 
 GENES = reference_genes()
@@ -135,7 +136,10 @@ def test_random_templates_are_seeded(pythia_tokenizer_dir):
 
 
 def test_validate_rejects_another_tasks_input(builder):
-    data = builder.validate("cell_generation", {"n_genes": 5})
-    assert builder.validate("cell_generation", data) is data
+    def validate(task, payload):
+        return validate_inputs(builder.registry.get(task), payload)
+
+    data = validate("cell_generation", {"n_genes": 5})
+    assert validate("cell_generation", data) is data
     with pytest.raises(InvalidTaskInput, match="expected CellTypePredictionInput"):
-        builder.validate("cell_type_prediction", data)
+        validate("cell_type_prediction", data)

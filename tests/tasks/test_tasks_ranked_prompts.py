@@ -9,7 +9,7 @@ import pytest
 from benchmarks.wide_atlas import cell_block, gene_symbols
 from serving.core.errors import InvalidTaskInput, PromptTooLong
 from serving.core.prompt_builder import PromptBuilder
-from serving.core.stages import BatchItemError, BuildStage, PromptRequest
+from serving.core.stages import BatchItemError, BuildStage, PromptRequest, RankedPromptRequest
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.ranking import rank_csr
 from tokenizer_ext.sentences import ranked_to_sentences
@@ -47,7 +47,7 @@ def test_ranked_prompts_equal_the_sentence_path_with_many_templates(stage, pythi
     symbols[10] = symbols[11].lower()  # a duplicate after upper-casing: merged, as C2S does
     cells, vocabulary = ranked_atlas(50, symbols)
     templates = [i % 15 for i in range(50)]
-    ranked = stage.build_ranked(TASK, cells, vocabulary, FIELDS, templates)
+    ranked = stage.build_ranked(RankedPromptRequest(TASK, cells, vocabulary, FIELDS, templates))
     # built from the gene cache, not by the sentence fallback
     assert stage._ranked[vocabulary].build(TASK, cells, FIELDS, templates) is not None
     other = BuildStage(PromptBuilder.from_model(pythia_tokenizer_dir))
@@ -55,19 +55,21 @@ def test_ranked_prompts_equal_the_sentence_path_with_many_templates(stage, pythi
     assert ranked == expected
     builder = stage.builder
     for prompt, sentence in zip(ranked[:5], ranked_to_sentences(cells, vocabulary), strict=False):
-        text = builder.render(TASK, {**FIELDS, "cell": sentence}, prompt.template_index)[1]
+        text = builder.build(TASK, {**FIELDS, "cell": sentence}, prompt.template_index).text
         assert list(prompt.token_ids) == builder.encoder.encode(text)
 
 
 def test_a_dataset_is_tokenised_once(stage, monkeypatch):
     cells, vocabulary = ranked_atlas(20, gene_symbols(500))
-    stage.build_ranked(TASK, cells, vocabulary, FIELDS, [0] * 20)
+    stage.build_ranked(RankedPromptRequest(TASK, cells, vocabulary, FIELDS, [0] * 20))
     calls = []
     encode_batch = stage.builder.encoder.encode_batch
     monkeypatch.setattr(
         stage.builder.encoder, "encode_batch", lambda t: calls.append(t) or encode_batch(t)
     )
-    again = stage.build_ranked(TASK, cells.select(range(10)), vocabulary, FIELDS, [0] * 10)
+    again = stage.build_ranked(
+        RankedPromptRequest(TASK, cells.select(range(10)), vocabulary, FIELDS, [0] * 10)
+    )
     assert not calls and len(again) == 10
 
 
@@ -80,7 +82,9 @@ def test_cells_the_checks_refuse_raise_the_sentence_paths_error(pythia_tokenizer
     ensembl_share = [np.mean([w < 150 for w in cells.row(i).tolist()]) for i in range(len(lengths))]
     first_bad = next(i for i, share in enumerate(ensembl_share) if share >= 0.5)
     with pytest.raises(BatchItemError) as caught:
-        stage.build_ranked(TASK, cells, vocabulary, FIELDS, [0] * len(cells), offset=7)
+        stage.build_ranked(
+            RankedPromptRequest(TASK, cells, vocabulary, FIELDS, [0] * len(cells)), offset=7
+        )
     assert caught.value.index == 7 + first_bad
     assert isinstance(caught.value.cause, InvalidTaskInput)
     assert "Ensembl" in caught.value.cause.message
@@ -93,19 +97,21 @@ def test_too_long_and_out_of_range_fall_back_to_the_sentence_errors(stage):
     cells = RankedCells(matrix_words, np.array([0, 3, 2003, 3000]))
     fields = {"n_genes": 2000, "organism": "Homo sapiens"}
     with pytest.raises(BatchItemError) as caught:
-        stage.build_ranked(TASK, cells, vocabulary, fields, [0, 0, 0])
+        stage.build_ranked(RankedPromptRequest(TASK, cells, vocabulary, fields, [0, 0, 0]))
     assert caught.value.index == 1 and isinstance(caught.value.cause, PromptTooLong)
     with pytest.raises(BatchItemError) as caught:
-        stage.build_ranked(TASK, cells, vocabulary, {**fields, "n_genes": 3000}, [0, 0, 0])
+        stage.build_ranked(
+            RankedPromptRequest(TASK, cells, vocabulary, {**fields, "n_genes": 3000}, [0, 0, 0])
+        )
     assert isinstance(caught.value.cause, InvalidTaskInput)
 
 
 def test_a_full_gene_cache_builds_from_sentences(stage):
     cells, vocabulary = ranked_atlas(8, gene_symbols(400))
     stage.builder.max_cached_genes = len(stage.builder.gene_cache)  # no room for the dataset
-    ranked = stage.build_ranked(TASK, cells, vocabulary, FIELDS, [2] * 8)
+    ranked = stage.build_ranked(RankedPromptRequest(TASK, cells, vocabulary, FIELDS, [2] * 8))
     assert len(stage.builder.gene_cache) == stage.builder.max_cached_genes
     builder = stage.builder
     for prompt, sentence in zip(ranked, ranked_to_sentences(cells, vocabulary), strict=True):
-        text = builder.render(TASK, {**FIELDS, "cell": sentence}, 2)[1]
+        text = builder.build(TASK, {**FIELDS, "cell": sentence}, 2).text
         assert list(prompt.token_ids) == builder.encoder.encode(text)

@@ -2,7 +2,7 @@
 
 Use ``default_registry().get("cell_type_prediction")`` to reach a task's input model,
 templates, parser and sampling defaults; `serving.core.prompt_builder.PromptBuilder` and
-`serving.core.decoder.Decoder` build on it.
+`serving.core.stages.Decoder` build on it.
 """
 
 from serving.core.tasks.inputs import ExpressionCell, OutputSize, TaskInput

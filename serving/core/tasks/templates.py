@@ -4,20 +4,21 @@ A template set has C2S's shape, ``{"model_input": [...], "response": [...]}``: p
 prompt templates and one answer template, filled with ``str.format``. The package ships one
 file per task under ``serving/core/tasks/templates/`` (the five public sets are exact copies of
 cell2sentence 1.2.0's ``prompts/``); a user may replace a task's set with a file of the same
-shape.
+shape. The text of one template (its placeholders, C2S's cell shapes) is tokenizer_ext's
+(`tokenizer_ext.templates`); this module deals in sets of them.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import string
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from tokenizer_ext.errors import TemplateError
+from tokenizer_ext.templates import placeholders
 
 #: choose a variant uniformly at random per request, as C2S does when formatting data
 RANDOM = "random"
@@ -25,17 +26,6 @@ TemplateChoice = int | Literal["random"]
 
 #: C2S seeds Python's ``random`` with 42 before choosing templates (``random_seed=42``)
 C2S_TEMPLATE_SEED = 42
-
-
-def placeholders(template: str) -> frozenset[str]:
-    """The ``{name}`` fields a ``str.format`` template uses."""
-    names = set()
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None:
-            if not name.isidentifier():
-                raise TemplateError(f"placeholder {{{name}}} is not a plain name in {template!r}")
-            names.add(name)
-    return frozenset(names)
 
 
 @dataclass(frozen=True, slots=True)

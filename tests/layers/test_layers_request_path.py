@@ -1,0 +1,143 @@
+"""The files a reviewer follows for one cell-type request, from the route to the engine and
+back, counted on the calls the request really makes (docs/request-path.md lists them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from serving.core.pipeline import LocalPipeline
+from serving.core.stages import BuildStage, DecodeStage
+from serving.core.tasks import default_registry
+from serving.gateway.app import create_app
+from serving.ray_serve.config import GatewayConfig
+from serving.testing.fake_engine import FakeEngine
+from tests.layers.call_paths import CallPaths, Frame
+
+ROUTE = ("serving/gateway/app.py", "_router.<locals>.completions")
+#: in order of first reach; over Ray Serve, serving/ray_serve/deployments.py comes between
+#: the pipeline and the stages, and the engine is serving/engine/vllm_engine.py
+WALK = [
+    "serving/gateway/app.py",
+    "serving/gateway/service.py",
+    "serving/core/pipeline.py",
+    "serving/core/stages.py",
+    "serving/core/prompt_builder.py",
+    "tokenizer_ext/prompt_ids.py",
+    "serving/testing/fake_engine.py",
+    "serving/core/tasks/parsers.py",
+]
+
+
+def reaches_a_boundary(frame: Frame) -> bool:
+    """The engine, the tokenizer's token ids, and a task's answer parser."""
+    path, name = frame
+    return (
+        (path == "serving/testing/fake_engine.py" and name.startswith("FakeEngine."))
+        or (path == "tokenizer_ext/prompt_ids.py" and name.startswith("PromptEncoder.encode"))
+        or path == "serving/core/tasks/parsers.py"
+    )
+
+
+@pytest.fixture(scope="module")
+def request_paths(pythia_tokenizer_dir) -> tuple[CallPaths, dict]:
+    build = BuildStage.from_model(pythia_tokenizer_dir)
+    encoder = build.builder.encoder
+    engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
+    stages = LocalPipeline(build, engine, DecodeStage.from_model(pythia_tokenizer_dir))
+    app = create_app(GatewayConfig(), stages, default_registry())
+    body = {
+        "model": GatewayConfig().model_name,
+        "task": "cell_type_prediction",
+        "inputs": {"cell": "CD3D CD3E MS4A1 CD79A NKG7"},
+    }
+
+    async def run() -> tuple[CallPaths, dict]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            await client.post("/v1/completions", json=body)  # first-call set-up left out
+            paths = CallPaths(reaches_a_boundary)
+            with paths.trace(asyncio.get_running_loop()):
+                response = await client.post("/v1/completions", json=body)
+        return paths, response.json()
+
+    return asyncio.run(run())
+
+
+def test_a_cell_type_request_is_followed_in_eight_files(request_paths):
+    paths, response = request_paths
+    assert response["choices"][0]["result"] == {"kind": "label", "label": "B cell"}
+    assert paths.walk(ROUTE) == WALK
+    assert len(WALK) == 8
+
+
+def test_no_file_is_reentered_further_down(request_paths):
+    paths, _ = request_paths
+    assert paths.returns_to_a_caller() == []
+
+
+def test_inputs_are_validated_once_per_prompt(request_paths):
+    paths, _ = request_paths
+    checks = [s for s in paths.stacks if s[-1] == ("serving/core/validation.py", "validate_inputs")]
+    assert [s[-2] for s in checks] == [("serving/core/stages.py", "BuildStage._validated")]
+    assert paths.calls[("serving/core/validation.py", "validate_inputs")] == 1
+
+
+#: from `AnnotationJob.run` in order of first reach; `c2s annotate` adds serving/cli/annotate.py,
+#: serving/cli/options.py, serving/bulk/run.py and serving/bulk/backends.py before it
+BULK_WALK = [
+    "serving/bulk/job.py",
+    "serving/bulk/input_file.py",
+    "tokenizer_ext/expression_source.py",
+    "serving/bulk/shards.py",
+    "serving/bulk/atomic.py",
+    "serving/bulk/flow.py",
+    "serving/bulk/cells.py",
+    "tokenizer_ext/sentences.py",
+    "serving/bulk/answer.py",
+    "serving/bulk/runners.py",
+    "serving/core/pipeline.py",
+    "serving/core/stages.py",
+    "serving/core/ranked_prompts.py",
+    "tokenizer_ext/prompt_ids.py",
+    "serving/testing/fake_engine.py",
+    "serving/core/tasks/parsers.py",
+    "serving/bulk/outputs.py",
+    "serving/bulk/plots.py",
+    "serving/bulk/annotated.py",
+]
+
+
+def reaches_a_bulk_boundary(frame: Frame) -> bool:
+    """The request's boundaries, the expression reader and the atomic file writes."""
+    path, _ = frame
+    return reaches_a_boundary(frame) or path in (
+        "tokenizer_ext/expression_source.py",
+        "serving/bulk/atomic.py",
+    )
+
+
+def test_a_bulk_run_walk(tmp_path, pythia_tokenizer_dir):
+    """19 files from the job on (23 from the command): above issue 16's 12, pinned here so
+    that a change to it is seen (docs/request-path.md)."""
+    from serving.bulk import AnnotationJob
+    from tests.jobs.conftest import small_adata
+    from tests.jobs.fakes import fake_runner, job_config
+
+    path = tmp_path / "input.h5ad"
+    small_adata(40).write_h5ad(path)
+    runner = fake_runner(tokenizer_dir=pythia_tokenizer_dir)
+
+    async def run() -> tuple[CallPaths, int]:
+        paths = CallPaths(reaches_a_bulk_boundary)
+        config = job_config(path, tmp_path / "out", label_key="label")
+        with paths.trace(asyncio.get_running_loop()):
+            result = await AnnotationJob(config, runner).run()
+        return paths, result.report["cells"]["total"]
+
+    paths, n_cells = asyncio.run(run())
+    assert n_cells == 40
+    assert paths.walk(("serving/bulk/job.py", "AnnotationJob.run")) == BULK_WALK
+    assert paths.returns_to_a_caller() == []
