@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,8 @@ class TrainSettings:
     #: forward passes under bf16 autocast (AMX/AVX-512 BF16: ~1.8x faster steps); the
     #: weights and the optimiser stay fp32
     bf16: bool = False
+    #: transformer layers (hidden size and heads stay Pythia's head size 64 at width 256)
+    layers: int = DemoShape().num_hidden_layers
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ def collate(batch: list[Encoded], pad_id: int, prompt_weight: float):
     return ids, mask, weights
 
 
+def shape(s: TrainSettings) -> DemoShape:
+    return replace(DemoShape(), num_hidden_layers=s.layers)
+
+
 def learning_rate(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
     if step < s.warmup_steps:
@@ -173,7 +179,7 @@ def train_model(
 
     torch.manual_seed(s.torch_seed)
     torch.set_num_threads(s.torch_threads)
-    model = GPTNeoXForCausalLM(gpt_neox_config(vocab_size, dropout=s.dropout))
+    model = GPTNeoXForCausalLM(gpt_neox_config(vocab_size, shape(s), dropout=s.dropout))
     model.train()
     average = WeightAverage(model, s.ema_decay) if s.ema_decay else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -253,7 +259,7 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
     save_checkpoint(model, out_dir)
     report = {
         "settings": asdict(settings),
-        "shape": asdict(DemoShape()),
+        "shape": asdict(shape(settings)),
         "task_weights": task_weights(settings.cell_type_share),
         "parameters": sum(p.numel() for p in model.parameters()),
         "examples": len(encoded),

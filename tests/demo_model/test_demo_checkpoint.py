@@ -97,9 +97,10 @@ def test_the_recipe_defaults_are_the_committed_checkpoints():
     assert {k: defaults[k] for k in recorded["settings"]} == recorded["settings"]
     # settings added after the run default to off, which is what the run did; the task
     # mixture is checked by the weights it gives
-    added = defaults.keys() - recorded["settings"].keys() - {"cell_type_share"}
+    added = defaults.keys() - recorded["settings"].keys() - {"cell_type_share", "layers"}
     assert all(not defaults[k] for k in added)
     assert recorded["task_weights"] == task_weights(defaults["cell_type_share"])
+    assert recorded["shape"]["num_hidden_layers"] == defaults["layers"]
 
 
 def test_every_setting_can_be_overridden_for_a_pilot():
