@@ -45,6 +45,13 @@ TASK = "cell_type_prediction"
 #: this suite's ports: Ray's range, then the two HTTP servers (helpers share machines)
 RAY_PORTS = range(18100, 18180)
 GATEWAY_PORT, VLLM_PORT = 18180, 18181
+#: where Ray Serve's direct ingress starts the ingress replica's own HTTP server (the
+#: first port of its range goes to the first, here only, ingress replica)
+DIRECT_INGRESS_PORT = 18182
+DIRECT_INGRESS_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(DIRECT_INGRESS_PORT),
+}
 #: the goals, as ratios to (a) in the same run
 GOALS = {
     "openai_throughput": 0.9,
@@ -80,6 +87,11 @@ SERVER_VARIANTS = {
     "replica_hops": ({"gateway": {"inline_max_items": 0}}, {}),
     # Ray Serve's throughput mode: direct ingress, gRPC between replicas, no extra threads
     "throughput_optimized": ({}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+    # each Engine replica is the HTTP ingress: no Gateway deployment, no Ray call per request
+    "engine_ingress": ({"ingress": "engine"}, {}),
+    # and the clients talk to that replica's own HTTP server, not through Serve's proxy
+    "engine_direct_ingress": ({"ingress": "engine"}, DIRECT_INGRESS_ENV),
+    "direct_ingress": ({}, DIRECT_INGRESS_ENV),
 }
 
 #: the OpenAI-route variants of (b): (route, streamed)
@@ -190,11 +202,15 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
         with gateway:
             owners = {head.pid, gateway.process.pid}
             base = model.name
+            url = gateway.url
+            if env.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1":  # past the proxy
+                url = f"http://127.0.0.1:{DIRECT_INGRESS_PORT}"
             out: dict = {
                 "server": gateway.describe(),
                 "openai": {},
                 "batch": [],
                 "ray": head.address,
+                "load_url": url,
             }
             for route, streamed in VARIANTS:
                 key = f"{route}_{'stream' if streamed else 'plain'}"
@@ -204,20 +220,16 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
                     return c2s_request(base, items[i % len(items)], route)
 
                 send = sender(route, streamed)
-                out["openai"][key] = asyncio.run(
-                    measure_loop(gateway.url, make, plan, owners, send)
-                )
+                out["openai"][key] = asyncio.run(measure_loop(url, make, plan, owners, send))
             log("serving_overhead: (b) profile (py-spy) under the same closed loop")
-            out["profile"] = asyncio.run(profile_loop(gateway.url, base, items, plan, owners))
+            out["profile"] = asyncio.run(profile_loop(url, base, items, plan, owners))
             log("serving_overhead: (b) open loop")
             make = lambda i: c2s_request(base, items[i % len(items)], "completions")  # noqa: E731
-            out["open_loop"] = asyncio.run(measure_loop(gateway.url, make, plan, owners, rate=rate))
+            out["open_loop"] = asyncio.run(measure_loop(url, make, plan, owners, rate=rate))
             for size, in_flight in plan.batches:
                 log(f"serving_overhead: (c) {size} cells x {in_flight}")
                 cells = items[: plan.batch_cells]
-                out["batch"].append(
-                    asyncio.run(batch_route(gateway.url, cells, size, in_flight, owners))
-                )
+                out["batch"].append(asyncio.run(batch_route(url, cells, size, in_flight, owners)))
             log("serving_overhead: (d) bulk job, ray mode")
             out["bulk_ray"] = annotate(h5ad, "bulk-ray", ["--ray-address", head.address], owners)
     return out
