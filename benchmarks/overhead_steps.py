@@ -37,7 +37,7 @@ def step_entry(record: dict, file: Path) -> dict:
         "file": str(file.relative_to(REPO_ROOT)),
         "command": record["command"],
         "variant": server_variant(record),
-        "load_average_at_end": [round(x, 1) for x in record["load_average_at_end"]],
+        "load_average_at_end": [round(x, 1) for x in record.get("load_average_at_end") or []],
         "a_requests_per_s": a["requests_per_s"],
         "a_cpu_above_engine": a_cpu,
     }
@@ -45,10 +45,15 @@ def step_entry(record: dict, file: Path) -> dict:
         b = record["c2s"]["openai"][key]
         cpu = b["cpu_ms_per_request"]
         entry[key] = {
+            "cpu_above_engine_beyond_idle": cpu.get("above_engine_beyond_idle"),
             "requests_per_s": b["requests_per_s"],
             "cpu_above_engine": cpu["above_engine"],
             "cpu_ratio_to_a": ratio(cpu["above_engine"], a_cpu),
             "throughput_ratio_to_a": ratio(b["requests_per_s"], a["requests_per_s"]),
+            "beyond_idle_ratio_to_a": ratio(
+                cpu.get("above_engine_beyond_idle"),
+                a["cpu_ms_per_request"].get("above_engine_beyond_idle"),
+            ),
             "by_role": {r: cpu["by_role"][r] for r in ROLES if r in cpu["by_role"]},
         }
     return entry

@@ -95,6 +95,11 @@ SERVER_VARIANTS = {
     # and the clients talk to that replica's own HTTP server, not through Serve's proxy
     "engine_direct_ingress": ({"ingress": "engine"}, DIRECT_INGRESS_ENV),
     "direct_ingress": ({}, DIRECT_INGRESS_ENV),
+    # and Ray Serve's throughput mode (user code on the replica's main loop, gRPC, GC frozen)
+    "engine_throughput_optimized": (
+        {"ingress": "engine"},
+        {**DIRECT_INGRESS_ENV, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    ),
 }
 
 #: the OpenAI-route variants of (b): (route, streamed)

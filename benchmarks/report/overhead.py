@@ -170,11 +170,15 @@ def _step_rows(steps: dict) -> list[list]:
                     key.replace("_", ", "),
                     fmt(b["cpu_above_engine"], 1),
                     f"{fmt(b['cpu_ratio_to_a'])}x",
+                    f"{fmt(b['beyond_idle_ratio_to_a'])}x"
+                    if b.get("beyond_idle_ratio_to_a")
+                    else "—",
                     " / ".join(
                         fmt(roles.get(r), 1) for r in ("gateway", "proxy", "engine_replica")
                     ),
                     fmt((roles.get("builder") or 0) + (roles.get("decoder") or 0), 1),
                     f"{fmt(b['throughput_ratio_to_a'])}x",
+                    fmt((v.get("load_average_at_end") or [None])[0], 1),
                 ]
             )
     return rows

@@ -26,6 +26,8 @@ def test_a_run_becomes_its_variants_row_with_ratios_to_its_own_vllm_server(tmp_p
     assert row["file"] == "steps/default.json"
     assert (row["a_requests_per_s"], row["a_cpu_above_engine"]) == (16.3654, 3.33)
     assert row["completions_stream"] == {
+        "cpu_above_engine_beyond_idle": None,  # a run from before idle CPU was measured
+        "beyond_idle_ratio_to_a": None,
         "requests_per_s": 14.13,
         "cpu_above_engine": 33.55,
         "cpu_ratio_to_a": 10.08,
