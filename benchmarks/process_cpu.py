@@ -10,6 +10,7 @@ phase count from zero or up to their last reading.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -87,18 +88,38 @@ def read(owner_pids: set[int] | None = None) -> Reading:
     return Reading(seconds, roles)
 
 
-def per_request_ms(before: Reading, after: Reading, requests: int) -> dict:
+def per_request_ms(
+    before: Reading,
+    after: Reading,
+    requests: int,
+    idle_ms_per_s: dict[str, float] | None = None,
+    seconds: float = 0.0,
+) -> dict:
     """CPU milliseconds per request by role, their total above the engine, and the
-    engine's."""
+    engine's. With ``idle_ms_per_s`` (each role's CPU while no request runs) and the
+    phase's ``seconds``, also the total above the engine beyond that idle cost: the cost
+    that grows with requests, where the idle one (Serve's controller loop, GCS, metrics)
+    is spread over however many requests an engine answers per second."""
     by_role: dict[str, float] = {}
     for pid, role in {**before.roles, **after.roles}.items():
         spent = after.seconds.get(pid, before.seconds.get(pid, 0.0)) - before.seconds.get(pid, 0.0)
         by_role[role] = by_role.get(role, 0.0) + max(spent, 0.0)
     n = max(requests, 1)
     ms = {role: round(1000 * s / n, 2) for role, s in sorted(by_role.items())}
-    above = sum(v for r, v in ms.items() if r not in ENGINE_ROLES and r != CLIENT_ROLE)
-    engine = sum(v for r, v in ms.items() if r in ENGINE_ROLES)
-    return {"by_role": ms, "above_engine": round(above, 2), "engine": round(engine, 2)}
+    out = {
+        "by_role": ms,
+        "above_engine": round(sum(v for r, v in ms.items() if _above_engine(r)), 2),
+        "engine": round(sum(v for r, v in ms.items() if r in ENGINE_ROLES), 2),
+    }
+    if idle_ms_per_s is not None:
+        idle = {r: idle_ms_per_s.get(r, 0.0) * seconds / n for r in ms}
+        beyond = sum(max(v - idle[r], 0.0) for r, v in ms.items() if _above_engine(r))
+        out["above_engine_beyond_idle"] = round(beyond, 2)
+    return out
+
+
+def _above_engine(role: str) -> bool:
+    return role not in ENGINE_ROLES and role != CLIENT_ROLE
 
 
 class CpuMeter:
@@ -108,13 +129,28 @@ class CpuMeter:
         self.owner_pids = owner_pids
         self.before: Reading | None = None
         self.after: Reading | None = None
+        self.seconds = 0.0
 
     def __enter__(self) -> CpuMeter:
         self.before = read(self.owner_pids)
+        self._started = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         self.after = read(self.owner_pids)
+        self.seconds = time.perf_counter() - self._started
 
-    def per_request(self, requests: int) -> dict:
-        return per_request_ms(self.before, self.after, requests)
+    def per_request(self, requests: int, idle_ms_per_s: dict[str, float] | None = None) -> dict:
+        return per_request_ms(self.before, self.after, requests, idle_ms_per_s, self.seconds)
+
+    def per_second(self) -> dict[str, float]:
+        """CPU milliseconds per second of the phase by role (of an idle phase: the idle cost)."""
+        ms = per_request_ms(self.before, self.after, 1)["by_role"]
+        return {role: round(v / self.seconds, 2) for role, v in ms.items()}
+
+
+def idle_cpu(owner_pids: set[int] | None, seconds: float) -> dict[str, float]:
+    """Each role's CPU milliseconds per second while nothing is asked of the servers."""
+    with CpuMeter(owner_pids) as meter:
+        time.sleep(seconds)
+    return meter.per_second()

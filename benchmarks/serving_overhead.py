@@ -35,7 +35,7 @@ from benchmarks.load_client import (
     summarise,
 )
 from benchmarks.overhead_paths import annotate, batch_route
-from benchmarks.process_cpu import CpuMeter
+from benchmarks.process_cpu import CpuMeter, idle_cpu
 from benchmarks.stats import ratio
 from benchmarks.suite import SuiteOptions, finish_record, log, start_record
 from benchmarks.workload import WORKLOADS, pbmc_cells, task_inputs, write_cells_h5ad
@@ -45,12 +45,20 @@ TASK = "cell_type_prediction"
 #: this suite's ports: Ray's range, then the two HTTP servers (helpers share machines)
 RAY_PORTS = range(18100, 18180)
 GATEWAY_PORT, VLLM_PORT = 18180, 18181
+#: where Ray Serve's direct ingress starts the ingress replica's own HTTP server (the
+#: first port of its range goes to the first, here only, ingress replica)
+DIRECT_INGRESS_PORT = 18182
+DIRECT_INGRESS_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(DIRECT_INGRESS_PORT),
+}
 #: the goals, as ratios to (a) in the same run
 GOALS = {
     "openai_throughput": 0.9,
     "ttft_p50": 1.15,
     "ttft_p99": 1.15,
     "cpu_above_engine": 2.0,
+    "cpu_above_engine_beyond_idle": 2.0,
     "batch_cells_per_s": 1.2,
     "bulk_ray_vs_local": 0.9,
 }
@@ -67,10 +75,12 @@ class OverheadPlan:
     batch_cells: int
     bulk_cells: int
     warmup: int = 16
+    #: seconds of an idle server whose CPU by role is its fixed cost
+    idle_s: float = 20
 
 
 FULL = OverheadPlan(16, 480, 0.5, 240, ((256, 2), (32, 8)), 1024, 693)
-QUICK = OverheadPlan(8, 48, 0.5, 32, ((32, 2),), 64, 64, warmup=8)
+QUICK = OverheadPlan(8, 48, 0.5, 32, ((32, 2),), 64, 64, warmup=8, idle_s=10)
 
 #: configurations of ``c2s serve`` to compare, step by step (``C2S_OVERHEAD_VARIANT``):
 #: (AppConfig fields, environment of the Ray cluster)
@@ -80,6 +90,16 @@ SERVER_VARIANTS = {
     "replica_hops": ({"gateway": {"inline_max_items": 0}}, {}),
     # Ray Serve's throughput mode: direct ingress, gRPC between replicas, no extra threads
     "throughput_optimized": ({}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+    # each Engine replica is the HTTP ingress: no Gateway deployment, no Ray call per request
+    "engine_ingress": ({"ingress": "engine"}, {}),
+    # and the clients talk to that replica's own HTTP server, not through Serve's proxy
+    "engine_direct_ingress": ({"ingress": "engine"}, DIRECT_INGRESS_ENV),
+    "direct_ingress": ({}, DIRECT_INGRESS_ENV),
+    # and Ray Serve's throughput mode (user code on the replica's main loop, gRPC, GC frozen)
+    "engine_throughput_optimized": (
+        {"ingress": "engine"},
+        {**DIRECT_INGRESS_ENV, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    ),
 }
 
 #: the OpenAI-route variants of (b): (route, streamed)
@@ -133,9 +153,11 @@ def sender(route: str, streamed: bool):
     return lambda client, request: send(client, request, route)
 
 
-async def measure_loop(url, make, plan, owners, send=streamed_request, rate=None) -> dict:
+async def measure_loop(
+    url, make, plan, owners, send=streamed_request, rate=None, idle=None
+) -> dict:
     """One closed loop at the plan's concurrency (or an open loop at ``rate``) with the
-    CPU of every process of ours read around it."""
+    CPU of every process of ours read around it (and beyond the servers' ``idle`` CPU)."""
     async with openai_client(url) as client:
         await closed_loop(client, make, plan.concurrency, plan.warmup, send)
         with CpuMeter(owners) as meter:
@@ -146,7 +168,7 @@ async def measure_loop(url, make, plan, owners, send=streamed_request, rate=None
                 n = plan.open_loop_requests
                 records, seconds = await open_loop(client, make, rate, n, 0, send)
     out = summarise(records, seconds)
-    out["cpu_ms_per_request"] = meter.per_request(out["completed"])
+    out["cpu_ms_per_request"] = meter.per_request(out["completed"], idle)
     out["concurrency" if rate is None else "offered_rate"] = (
         plan.concurrency if rate is None else rate
     )
@@ -165,10 +187,16 @@ def measure_vllm(items: list[dict], plan: OverheadPlan) -> dict:
             return vllm_request(name, items[i % len(items)])
 
         owners = {server.process.pid}
-        closed = asyncio.run(measure_loop(server.url, make, plan, owners))
+        idle = idle_cpu(owners, plan.idle_s)
+        closed = asyncio.run(measure_loop(server.url, make, plan, owners, idle=idle))
         rate = round(plan.open_loop_fraction * closed["requests_per_s"], 3)
-        opened = asyncio.run(measure_loop(server.url, make, plan, owners, rate=rate))
-        return {"server": server.describe(), "closed_loop": closed, "open_loop": opened}
+        opened = asyncio.run(measure_loop(server.url, make, plan, owners, rate=rate, idle=idle))
+        return {
+            "server": server.describe(),
+            "idle_cpu_ms_per_s": idle,
+            "closed_loop": closed,
+            "open_loop": opened,
+        }
 
 
 def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) -> dict:
@@ -190,12 +218,18 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
         with gateway:
             owners = {head.pid, gateway.process.pid}
             base = model.name
+            url = gateway.url
+            if env.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1":  # past the proxy
+                url = f"http://127.0.0.1:{DIRECT_INGRESS_PORT}"
             out: dict = {
                 "server": gateway.describe(),
                 "openai": {},
                 "batch": [],
                 "ray": head.address,
+                "load_url": url,
+                "idle_cpu_ms_per_s": idle_cpu(owners, plan.idle_s),
             }
+            idle = out["idle_cpu_ms_per_s"]
             for route, streamed in VARIANTS:
                 key = f"{route}_{'stream' if streamed else 'plain'}"
                 log(f"serving_overhead: (b) {key}")
@@ -205,19 +239,19 @@ def measure_c2s(items: list[dict], plan: OverheadPlan, rate: float, h5ad: Path) 
 
                 send = sender(route, streamed)
                 out["openai"][key] = asyncio.run(
-                    measure_loop(gateway.url, make, plan, owners, send)
+                    measure_loop(url, make, plan, owners, send, idle=idle)
                 )
             log("serving_overhead: (b) profile (py-spy) under the same closed loop")
-            out["profile"] = asyncio.run(profile_loop(gateway.url, base, items, plan, owners))
+            out["profile"] = asyncio.run(profile_loop(url, base, items, plan, owners))
             log("serving_overhead: (b) open loop")
             make = lambda i: c2s_request(base, items[i % len(items)], "completions")  # noqa: E731
-            out["open_loop"] = asyncio.run(measure_loop(gateway.url, make, plan, owners, rate=rate))
+            out["open_loop"] = asyncio.run(
+                measure_loop(url, make, plan, owners, rate=rate, idle=idle)
+            )
             for size, in_flight in plan.batches:
                 log(f"serving_overhead: (c) {size} cells x {in_flight}")
                 cells = items[: plan.batch_cells]
-                out["batch"].append(
-                    asyncio.run(batch_route(gateway.url, cells, size, in_flight, owners))
-                )
+                out["batch"].append(asyncio.run(batch_route(url, cells, size, in_flight, owners)))
             log("serving_overhead: (d) bulk job, ray mode")
             out["bulk_ray"] = annotate(h5ad, "bulk-ray", ["--ray-address", head.address], owners)
     return out
@@ -263,6 +297,11 @@ def goals(a: dict, c2s: dict, bulk_local: dict) -> list[dict]:
         entry("cpu_above_engine", "(b) CPU ms/request above the engine / (a)'s",
               ratio(b_closed["cpu_ms_per_request"]["above_engine"],
                     a_closed["cpu_ms_per_request"]["above_engine"]), False),
+        entry("cpu_above_engine_beyond_idle",
+              "(b) the same, less each server's idle CPU (its fixed cost, spread thinner "
+              "by a faster engine) / (a)'s",
+              ratio(b_closed["cpu_ms_per_request"].get("above_engine_beyond_idle"),
+                    a_closed["cpu_ms_per_request"].get("above_engine_beyond_idle")), False),
         entry("batch_cells_per_s", "(c) best cells/s / (a) req/s (one cell a request)",
               ratio(best_batch, a_closed["requests_per_s"]), True),
         entry("bulk_ray_vs_local", "(d) ray mode cells/s / local mode",

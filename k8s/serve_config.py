@@ -71,7 +71,8 @@ PLACEMENT = {
 
 def deployed_stages(config: AppConfig) -> tuple[str, ...]:
     """The `ReplicaConfig` fields of the deployments ``config`` runs (the Embedder only when
-    it has an engine).
+    it has an engine, the Gateway only when it is the ingress: with ``ingress: engine`` the
+    Engine replicas answer HTTP).
 
     Raises
     ------
@@ -83,7 +84,10 @@ def deployed_stages(config: AppConfig) -> tuple[str, ...]:
     unplaced = sorted(set(fields) - set(PLACEMENT))
     if unplaced:
         raise OverlayConfigError(f"k8s.serve_config.PLACEMENT does not place {unplaced}")
-    return tuple(n for n in fields if n != "embedder_stage" or config.embedder is not None)
+    skipped = {"embedder_stage"} if config.embedder is None else set()
+    if config.ingress == "engine":
+        skipped.add("gateway_stage")
+    return tuple(n for n in fields if n not in skipped)
 
 
 def load_overlay_app_config(overlay: Overlay) -> AppConfig:

@@ -31,9 +31,17 @@ def _loop_row(label: str, d: dict | None) -> list:
         latency(d["ttft_ms"]),
         latency(d["e2e_ms"]),
         f"{fmt(d['mean_prompt_tokens'], 0)} / {fmt(d['mean_output_tokens'], 1)}",
-        fmt(cpu["above_engine"], 1),
+        _above_engine(cpu),
         fmt(cpu["engine"], 1),
     ]
+
+
+def _above_engine(cpu: dict) -> str:
+    """The CPU above the engine, and beyond the servers' idle CPU where it was measured."""
+    text = fmt(cpu["above_engine"], 1)
+    if cpu.get("above_engine_beyond_idle") is not None:
+        text += f" ({fmt(cpu['above_engine_beyond_idle'], 1)} beyond idle)"
+    return text
 
 
 def _cpu_row(label: str, cpu: dict | None) -> list:
@@ -60,6 +68,11 @@ def overhead_context(data: dict) -> dict:
         loops.append(_loop_row(label, d))
         cpu.append(_cpu_row(label, d["cpu_ms_per_request"]))
     loops.append(_loop_row("(b) c2s completions, same offered load", c2s.get("open_loop")))
+    for label, server in (("(a) vLLM", a), ("(b) c2s", c2s)):
+        if server.get("idle_cpu_ms_per_s"):
+            cpu.append(
+                _cpu_row(f"{label} idle: ms per second", {"by_role": server["idle_cpu_ms_per_s"]})
+            )
     batch_rows = [
         [
             f"{b['cells_per_request']} x {b['in_flight']}",
@@ -157,11 +170,15 @@ def _step_rows(steps: dict) -> list[list]:
                     key.replace("_", ", "),
                     fmt(b["cpu_above_engine"], 1),
                     f"{fmt(b['cpu_ratio_to_a'])}x",
+                    f"{fmt(b['beyond_idle_ratio_to_a'])}x"
+                    if b.get("beyond_idle_ratio_to_a")
+                    else "—",
                     " / ".join(
                         fmt(roles.get(r), 1) for r in ("gateway", "proxy", "engine_replica")
                     ),
                     fmt((roles.get("builder") or 0) + (roles.get("decoder") or 0), 1),
                     f"{fmt(b['throughput_ratio_to_a'])}x",
+                    fmt((v.get("load_average_at_end") or [None])[0], 1),
                 ]
             )
     return rows

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from serving.cli.logs import route_library_logs
 from serving.cli.options import Verbose
-from serving.ray_serve.config import DEMO_MODEL_DIR, AppConfig
+from serving.ray_serve.config import DEMO_MODEL_DIR, AppConfig, Ingress
 from serving.settings import C2SSettings
 
 console = Console(stderr=True)
@@ -25,11 +25,13 @@ def load_app_config(
     api_key: str | None,
     embeddings: bool = False,
     served_model_name: str | None = None,
+    ingress: Ingress | None = None,
 ) -> AppConfig:
     """`AppConfig` from an optional YAML file (``serve run``'s ``args``), then flags.
 
     ``embeddings`` adds an embedder on the engine's checkpoint when the file sets none.
     ``served_model_name`` names the models in ``/v1/models`` (else the checkpoint does).
+    ``ingress`` overrides the file's `AppConfig.ingress`.
     """
     data = yaml.safe_load(config_file.read_text()) if config_file else {}
     data = dict(data.get("args", data) or {})
@@ -40,6 +42,8 @@ def load_app_config(
         data["gateway"] = {**data.get("gateway", {}), "model_name": served_model_name}
     if api_key:
         data["gateway"] = {**data.get("gateway", {}), "api_key": api_key}
+    if ingress:
+        data["ingress"] = ingress
     if embeddings and not data.get("embedder"):
         data["embedder"] = {"model": data["engine"]["model"]}
     return AppConfig.model_validate(data)
@@ -64,6 +68,13 @@ def serve(
         str | None,
         typer.Option(help="Model name in /v1/models [default: the checkpoint's directory or id]"),
     ] = None,
+    ingress: Annotated[
+        Ingress | None,
+        typer.Option(
+            help="Which deployment answers HTTP: 'gateway' (its own replicas) or 'engine' "
+            "(each engine replica, one Ray hop fewer) [default: the config's, else gateway]"
+        ),
+    ] = None,
     log_file: Annotated[
         Path, typer.Option(help="vLLM and Ray logs (errors also reach the terminal)")
     ] = Path("c2s-serve.log"),
@@ -79,7 +90,7 @@ def serve(
     settings = C2SSettings()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     app_config = load_app_config(
-        config, model or settings.model, key, embeddings, served_model_name
+        config, model or settings.model, key, embeddings, served_model_name, ingress
     )
     if address:
         ray.init(address=address, log_to_driver=verbose)

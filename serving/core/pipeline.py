@@ -1,8 +1,8 @@
 """The fan-out of one request: build -> generate -> decode, over any wiring of stages.
 
 `Pipeline` is what the gateway and the bulk job need from the serving core. `LocalPipeline`
-wires the plain classes in one process; `serving.ray_serve.deployments.RayPipeline` wires Ray Serve
-handles. `fan_out` is the one fan-out of a batch (chunk, build, answer, gather in order)
+wires the plain classes in one process; `serving.ray_serve.ray_pipeline.RayPipeline` wires
+Ray Serve handles. `fan_out` is the one fan-out of a batch (chunk, build, answer, gather in order)
 for generation (`generation`), label sets (`serving.core.label_sets.label_set_answer`),
 embeddings (`serving.core.embeddings.embedding`) and the bulk job's runner.
 """

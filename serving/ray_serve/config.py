@@ -8,7 +8,7 @@ it first. Unknown keys are errors everywhere.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, model_validator
 
@@ -93,8 +93,21 @@ class ReplicaConfig(StrictModel):
     resources: dict[str, PositiveFloat] = Field(default_factory=dict)
 
 
+#: which deployment answers HTTP: its own ``Gateway`` deployment, or each ``Engine`` replica
+Ingress = Literal["gateway", "engine"]
+
+
 class AppConfig(StrictModel):
-    """The whole online application."""
+    """The whole online application.
+
+    ``ingress`` picks the topology. ``"gateway"``: a ``Gateway`` deployment (sized by
+    ``gateway_stage``) answers HTTP and calls the ``Engine`` replicas over Ray, so HTTP
+    scales apart from the engines. ``"engine"``: each ``Engine`` replica answers HTTP itself
+    over the engine in its process, as vLLM's own server does, which saves a Ray hop and a
+    process per request (``serving_overhead`` benchmark); there is no ``Gateway``
+    deployment. Either way batches fan out in chunks to the ``PromptBuilder`` and
+    ``Decoder`` replicas, which scale apart from the engines.
+    """
 
     engine: EngineConfig = Field(default_factory=lambda: EngineConfig(model=str(DEMO_MODEL_DIR)))
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
@@ -107,6 +120,7 @@ class AppConfig(StrictModel):
         default_factory=lambda: ReplicaConfig(num_cpus=0, max_ongoing_requests=1024)
     )
     engine_num_gpus: float = Field(default=0, ge=0)
+    ingress: Ingress = "gateway"
     #: the ``Embedder`` deployment behind ``/v1/embeddings``: a vLLM pooling engine on
     #: this checkpoint, beside the generating one; ``None`` (the default) runs none
     embedder: EngineConfig | None = None
@@ -129,3 +143,12 @@ class AppConfig(StrictModel):
         if not isinstance(engine, EngineConfig):
             engine = EngineConfig.model_validate(engine)
         return {**data, "gateway": {**gateway, "model_name": engine.public_name}}
+
+    @model_validator(mode="after")
+    def _size_only_deployments_that_run(self) -> AppConfig:
+        if self.ingress == "engine" and "gateway_stage" in self.model_fields_set:
+            raise ValueError(
+                "gateway_stage sizes the Gateway deployment, which ingress 'engine' does not "
+                "run (each Engine replica answers HTTP): size engine_stage instead."
+            )
+        return self

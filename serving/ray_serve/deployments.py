@@ -8,6 +8,9 @@ Four deployments make one application, five with embeddings:
 - ``PromptBuilder`` and ``Decoder``: CPU replicas with their own counts and autoscaling;
 - ``Gateway``: the FastAPI ingress, which fans chunks of a batch out to the others.
 
+With ``AppConfig.ingress = "engine"`` there is no ``Gateway``: each ``Engine`` replica
+serves the FastAPI app itself (`EngineGatewayServer`).
+
 The classes stay plain; `build_app` decorates them with the options of one validated
 `AppConfig`, which ``c2s serve``, ``serve run`` and KubeRay's ``serveConfigV2`` share.
 """
@@ -21,8 +24,6 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serving.core.errors import C2SError, EngineUnavailable
-from serving.core.pipeline import EmbeddingsUnavailable
 from serving.core.stages import (
     BuildStage,
     DecodedResult,
@@ -46,6 +47,7 @@ from serving.engine import (
 )
 from serving.engine.checkpoint import local_model_dir
 from serving.ray_serve.config import AppConfig, ReplicaConfig
+from serving.ray_serve.ray_pipeline import InProcessEngine, RayPipeline
 from serving.settings import C2SSettings
 
 
@@ -114,120 +116,13 @@ class DecoderServer:
         return self.stage.decode(jobs)
 
 
-def _core_error(exc: BaseException) -> BaseException:
-    """The core's own error inside a Ray error, so the gateway maps it as usual."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, C2SError) and type(seen).__module__.startswith("serving"):
-            return seen
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    return exc
-
-
-def _translated(exc: Exception, *, engine: bool) -> BaseException:
-    """What a failed handle call means to the gateway: the core's error, or for the
-    engine, unavailability (its replica died or is restarting)."""
-    error = _core_error(exc)
-    if error is not exc or isinstance(exc, C2SError):
-        return error
-    if engine:
-        return EngineUnavailable(f"The engine replica is unavailable: {exc}")
-    return exc
-
-
-class RayPipeline:
-    """`serving.core.pipeline.Pipeline` over deployment handles.
-
-    With ``inline`` (the plain build and decode stages in this process), chunks of at
-    most ``inline_max_items`` are built and parsed here instead of on the replicas: one
-    small request then makes a single Ray call, to the engine. Batches still fan out.
-
-    Awaiting a handle call and cancelling the awaiting task does not cancel the remote
-    call, so every path cancels the response itself when its caller is cancelled.
-    """
-
-    def __init__(
-        self,
-        engine: DeploymentHandle,
-        builder: DeploymentHandle,
-        decoder: DeploymentHandle,
-        embedder: DeploymentHandle | None = None,
-        *,
-        inline: tuple[BuildStage, DecodeStage] | None = None,
-        inline_max_items: int = 0,
-    ) -> None:
-        self.engine, self.builder, self.decoder = engine, builder, decoder
-        self.embedder = embedder
-        self.inline = inline
-        self.inline_max_items = inline_max_items if inline is not None else 0
-
-    @staticmethod
-    async def _call(response: Any, *, engine: bool = False) -> Any:
-        try:
-            return await response
-        except asyncio.CancelledError:
-            response.cancel()
-            raise
-        except Exception as exc:
-            raise _translated(exc, engine=engine) from None
-
-    async def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
-        if len(jobs) <= self.inline_max_items:
-            return self.inline[0].build(jobs, offset)
-        return await self._call(self.builder.build.remote(list(jobs), offset))
-
-    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
-        response = self.engine.complete.remote(prompt.token_ids, params)
-        return await self._call(response, engine=True)
-
-    async def stream(
-        self, prompt: PreparedPrompt, params: GenerationParams
-    ) -> AsyncIterator[StepOutput]:
-        steps = self.engine.options(stream=True).generate.remote(prompt.token_ids, params)
-        finished = False
-        try:
-            async for step in steps:
-                finished = step.finished
-                yield step
-        except Exception as exc:
-            raise _translated(exc, engine=True) from None
-        finally:
-            if not finished:
-                steps.cancel()
-
-    async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
-        if len(jobs) <= self.inline_max_items:
-            return self.inline[1].decode(jobs)
-        return await self._call(self.decoder.decode.remote(list(jobs)))
-
-    async def health(self) -> None:
-        await self._call(self.engine.health.remote(), engine=True)
-
-    async def limits(self) -> EngineLimits:
-        return await self._call(self.engine.limits.remote(), engine=True)
-
-    async def engine_load(self) -> int:
-        return await self._call(self.engine.num_unfinished_requests.remote(), engine=True)
-
-    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
-        if self.inline is not None:  # tokenising a few answer texts: cheaper than a hop
-            return self.inline[0].encode_texts(texts)
-        return await self._call(self.builder.encode_texts.remote(list(texts)))
-
-    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
-        if self.embedder is None:
-            raise EmbeddingsUnavailable()
-        response = self.embedder.embed.remote([p.token_ids for p in prompts])
-        return await self._call(response, engine=True)
-
-
 class GatewayServer:
     """The ``Gateway`` ingress: the FastAPI app over `RayPipeline`."""
 
     def __init__(
         self,
         config: AppConfig,
-        engine: DeploymentHandle,
+        engine: DeploymentHandle | InProcessEngine,
         builder: DeploymentHandle,
         decoder: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
@@ -257,6 +152,25 @@ class GatewayServer:
         if self.config.gateway.template_files:
             registry = registry.with_templates(self.config.gateway.template_files)
         return create_app(self.config.gateway, self.stages, registry)
+
+
+class EngineGatewayServer(EngineServer, GatewayServer):
+    """The ``Engine`` deployment as the HTTP ingress (``AppConfig.ingress = "engine"``):
+    each replica serves the gateway over the engine in its own process, as vLLM's server
+    does; batch chunks still go to the PromptBuilder and Decoder replicas. It keeps the
+    ``Engine`` calls, so bulk jobs in ``ray`` mode use it as they use the plain one."""
+
+    async def __init__(
+        self,
+        config: AppConfig,
+        builder: DeploymentHandle,
+        decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
+    ) -> None:
+        await EngineServer.__init__(self, config.engine)
+        GatewayServer.__init__(
+            self, config, InProcessEngine(self.engine), builder, decoder, embedder
+        )
 
 
 #: Ray Serve's per-request access log line costs each replica CPU on every call (of the
@@ -307,25 +221,28 @@ def build_app(args: dict[str, Any] | AppConfig) -> serve.Application:
     config = with_settings_api_key(config)
     model_dir = local_model_dir(config.engine.tokenizer_path)
     engine_actor = {"num_gpus": config.engine_num_gpus} if config.engine_num_gpus else {}
-    engine = serve.deployment(
-        EngineServer,
-        graceful_shutdown_timeout_s=config.gateway.drain_timeout_s,
-        **deployment_options(config.engine_stage, "Engine", **engine_actor),
-    ).bind(config.engine)
     builder = serve.deployment(
         PromptBuilderServer, **deployment_options(config.prompt_builder, "PromptBuilder")
     ).bind(model_dir, config.engine.max_model_len)
     decoder = serve.deployment(DecoderServer, **deployment_options(config.decoder, "Decoder")).bind(
         model_dir
     )
-    gateway = serve.deployment(
-        serve.ingress()(GatewayServer),
-        graceful_shutdown_timeout_s=config.gateway.drain_timeout_s,
-        **deployment_options(config.gateway_stage, "Gateway"),
-    )
     embedder = None
     if config.embedder is not None:
         embedder = serve.deployment(
             EmbedderServer, **deployment_options(config.embedder_stage, "Embedder", **engine_actor)
         ).bind(config.embedder)
+    drain = {"graceful_shutdown_timeout_s": config.gateway.drain_timeout_s}
+    engine_options = deployment_options(config.engine_stage, "Engine", **engine_actor)
+    if config.ingress == "engine":
+        ingress = serve.ingress()(EngineGatewayServer)
+        return serve.deployment(ingress, **drain, **engine_options).bind(
+            config, builder, decoder, embedder
+        )
+    engine = serve.deployment(EngineServer, **drain, **engine_options).bind(config.engine)
+    gateway = serve.deployment(
+        serve.ingress()(GatewayServer),
+        **drain,
+        **deployment_options(config.gateway_stage, "Gateway"),
+    )
     return gateway.bind(config, engine, builder, decoder, embedder)

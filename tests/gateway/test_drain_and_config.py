@@ -78,3 +78,39 @@ def test_build_app_validates_args_first(tiny_checkpoint):
     assert isinstance(app, Application)
     with pytest.raises(ValidationError):
         build_app({"engine": {"model": str(tiny_checkpoint)}, "decoder": {"num_replicas": 0}})
+
+
+def _deployments(app) -> tuple[str, list[str]]:
+    """The ingress deployment's name, and the names of the deployments bound into it."""
+    ingress = app._bound_deployment
+    bound = [a._bound_deployment.name for a in ingress.init_args if hasattr(a, "_bound_deployment")]
+    return ingress.name, bound
+
+
+def test_the_ingress_option_picks_which_deployment_answers_http(tiny_checkpoint):
+    from serving.ray_serve.deployments import EngineServer, build_app
+
+    engine = {"model": str(tiny_checkpoint)}
+    assert _deployments(build_app({"engine": engine})) == (
+        "Gateway",
+        ["Engine", "PromptBuilder", "Decoder"],
+    )
+    app = build_app({"engine": engine, "ingress": "engine", "engine_stage": {"num_cpus": 2}})
+    assert _deployments(app) == ("Engine", ["PromptBuilder", "Decoder"])
+    served = app._bound_deployment
+    assert issubclass(served.func_or_class, EngineServer)  # the bulk job's calls stay
+    assert served.ray_actor_options["num_cpus"] == 2
+    with pytest.raises(ValidationError, match="gateway_stage sizes the Gateway deployment"):
+        AppConfig.model_validate({"engine": engine, "ingress": "engine", "gateway_stage": {}})
+    with pytest.raises(ValidationError, match="literal_error"):
+        AppConfig.model_validate({"engine": engine, "ingress": "proxy"})
+
+
+def test_c2s_serve_sets_the_ingress_over_its_config_file(tmp_path):
+    from serving.cli.serve import load_app_config
+
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump({"args": {"engine": {"model": "m"}, "ingress": "engine"}}))
+    assert load_app_config(path, None, None).ingress == "engine"
+    assert load_app_config(path, None, None, ingress="gateway").ingress == "gateway"
+    assert load_app_config(None, "m", None).ingress == "gateway"

@@ -26,16 +26,23 @@ BASE = "tiny-neox-test"
 STARTUP_LIMIT_S = 420
 
 
+@pytest.fixture(scope="module", params=["gateway", "engine"])
+def ingress(request) -> str:
+    """Each topology (`AppConfig.ingress`): every test of this module runs against both."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    """A Ray head of this module's own on loopback, so the bulk job can join it."""
+def ray_head(ingress, tmp_path_factory):
+    """A Ray head of this module's own on loopback, so the bulk job can join it; one per
+    topology, since Serve keeps its proxy's port for the cluster's life."""
     logs = tmp_path_factory.mktemp("ray-head")
     with RayHead(f"test-{os.getpid()}", free_port_range(80), 8, logs / "ray.log") as head:
         yield head
 
 
 @pytest.fixture(scope="module")
-def ray_gateway(tiny_checkpoint, tmp_path_factory, ray_head):
+def ray_gateway(ingress, tiny_checkpoint, tmp_path_factory, ray_head):
     port = free_port()
     log = tmp_path_factory.mktemp("c2s-serve") / "serve.log"
     env = {**os.environ, "C2S_API_KEY": "test-key", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -56,6 +63,8 @@ def ray_gateway(tiny_checkpoint, tmp_path_factory, ray_head):
                 BASE,
                 "--address",
                 ray_head.address,
+                "--ingress",
+                ingress,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -177,6 +177,31 @@ def test_an_embedder_is_placed_with_the_engines_and_must_autoscale(tmp_path, mon
     assert set(args.embedder_stage.resources) == {ENGINE_NODE_RESOURCE}
 
 
+def test_an_engine_ingress_runs_no_gateway_and_needs_no_gateway_stage(tmp_path, monkeypatch):
+    from ray.serve.schema import ServeDeploySchema
+
+    import k8s.serve_config as k8s_config
+
+    data = yaml.safe_load(overlay_config_path("cpu-dev").read_text())
+    monkeypatch.setattr(k8s_config, "REPO_ROOT", tmp_path)
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "k8s-cpu-dev.yaml"
+    path.write_text(yaml.safe_dump({**data, "ingress": "engine"}))
+    with pytest.raises(ValueError, match="gateway_stage sizes the Gateway deployment"):
+        load_overlay_app_config("cpu-dev")
+    del data["gateway_stage"]
+    path.write_text(yaml.safe_dump({**data, "ingress": "engine"}))
+    config = load_overlay_app_config("cpu-dev")
+    assert deployed_stages(config) == ("engine_stage", "prompt_builder", "decoder")
+    serve_config = serve_config_v2(config)
+    ServeDeploySchema.model_validate(serve_config)
+    (application,) = serve_config["applications"]
+    args = AppConfig.model_validate(application["args"])
+    assert args.ingress == "engine"
+    assert set(args.engine_stage.resources) == {ENGINE_NODE_RESOURCE}
+    assert "gateway_stage" not in application["args"]
+
+
 def test_every_deployment_of_the_app_config_has_a_placement(monkeypatch):
     import k8s.serve_config as k8s_config
 

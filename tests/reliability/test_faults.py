@@ -49,7 +49,8 @@ def ray_app(tiny_checkpoint, tmp_path_factory):
         yaml.safe_dump(
             {
                 "engine": {"model": str(tiny_checkpoint)},
-                "gateway": {"health_timeout_s": 2},
+                # the requests below name the model; else it is the checkpoint's temp dir
+                "gateway": {"health_timeout_s": 2, "model_name": "c2s-demo-pythia"},
                 "prompt_builder": {"num_replicas": BUILDER_REPLICAS},
             }
         )

@@ -1,0 +1,187 @@
+"""`RayPipeline`: the serving core's `Pipeline` over Ray Serve deployment handles.
+
+The engine side is a `RemoteEngine` (the ``Engine`` deployment's handle) or an
+`InProcessEngine` (``AppConfig.ingress = "engine"``: the engine in the ingress replica's own
+process); both answer the same calls, so the pipeline does not care which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ray.serve.handle import DeploymentHandle
+
+from serving.core.errors import C2SError, EngineUnavailable
+from serving.core.pipeline import EmbeddingsUnavailable
+from serving.core.stages import (
+    BuildStage,
+    DecodedResult,
+    DecodeRequest,
+    DecodeStage,
+    PreparedPrompt,
+    PromptRequest,
+)
+from serving.engine import (
+    Completion,
+    Embedding,
+    Engine,
+    EngineLimits,
+    GenerationParams,
+    StepOutput,
+)
+
+
+def _core_error(exc: BaseException) -> BaseException:
+    """The core's own error inside a Ray error, so the gateway maps it as usual."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, C2SError) and type(seen).__module__.startswith("serving"):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return exc
+
+
+def _translated(exc: Exception, *, engine: bool) -> BaseException:
+    """What a failed handle call means to the gateway: the core's error, or for the
+    engine, unavailability (its replica died or is restarting)."""
+    error = _core_error(exc)
+    if error is not exc or isinstance(exc, C2SError):
+        return error
+    if engine:
+        return EngineUnavailable(f"The engine replica is unavailable: {exc}")
+    return exc
+
+
+async def _awaited(response: Any, *, engine: bool = False) -> Any:
+    """A handle call's result, the call cancelled when its caller is (awaiting a handle
+    call and cancelling the awaiting task does not cancel the remote call)."""
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
+    except Exception as exc:
+        raise _translated(exc, engine=engine) from None
+
+
+class RemoteEngine:
+    """The ``Engine`` deployment over its handle: each call one Ray call."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
+        return await _awaited(self.handle.complete.remote(prompt_ids, params), engine=True)
+
+    async def generate(
+        self, prompt_ids: Sequence[int], params: GenerationParams
+    ) -> AsyncIterator[StepOutput]:
+        steps = self.handle.options(stream=True).generate.remote(prompt_ids, params)
+        finished = False
+        try:
+            async for step in steps:
+                finished = step.finished
+                yield step
+        except Exception as exc:
+            raise _translated(exc, engine=True) from None
+        finally:
+            if not finished:
+                steps.cancel()
+
+    async def health(self) -> None:
+        await _awaited(self.handle.health.remote(), engine=True)
+
+    async def limits(self) -> EngineLimits:
+        return await _awaited(self.handle.limits.remote(), engine=True)
+
+    async def load(self) -> int:
+        return await _awaited(self.handle.num_unfinished_requests.remote(), engine=True)
+
+
+class InProcessEngine:
+    """An engine in this process with `RemoteEngine`'s calls (``AppConfig.ingress =
+    "engine"``): no Ray call on the way."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt_ids, params)
+
+    def generate(
+        self, prompt_ids: Sequence[int], params: GenerationParams
+    ) -> AsyncIterator[StepOutput]:
+        return self.engine.generate(prompt_ids, params)
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    async def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    async def load(self) -> int:
+        return self.engine.num_unfinished_requests()
+
+
+class RayPipeline:
+    """`serving.core.pipeline.Pipeline` over deployment handles.
+
+    ``engine`` is the ``Engine`` deployment's handle, or an `InProcessEngine` where the
+    engine runs in this process. With ``inline`` (the plain build and decode stages in
+    this process), chunks of at most ``inline_max_items`` are built and parsed here
+    instead of on the replicas: one small request then makes at most one Ray call, to the
+    engine. Batches still fan out.
+    """
+
+    def __init__(
+        self,
+        engine: DeploymentHandle | InProcessEngine,
+        builder: DeploymentHandle,
+        decoder: DeploymentHandle,
+        embedder: DeploymentHandle | None = None,
+        *,
+        inline: tuple[BuildStage, DecodeStage] | None = None,
+        inline_max_items: int = 0,
+    ) -> None:
+        self.engine = engine if isinstance(engine, InProcessEngine) else RemoteEngine(engine)
+        self.builder, self.decoder, self.embedder = builder, decoder, embedder
+        self.inline = inline
+        self.inline_max_items = inline_max_items if inline is not None else 0
+
+    async def build(self, jobs: Sequence[PromptRequest], offset: int = 0) -> list[PreparedPrompt]:
+        if len(jobs) <= self.inline_max_items:
+            return self.inline[0].build(jobs, offset)
+        return await _awaited(self.builder.build.remote(list(jobs), offset))
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt.token_ids, params)
+
+    def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
+        return self.engine.generate(prompt.token_ids, params)
+
+    async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
+        if len(jobs) <= self.inline_max_items:
+            return self.inline[1].decode(jobs)
+        return await _awaited(self.decoder.decode.remote(list(jobs)))
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    async def limits(self) -> EngineLimits:
+        return await self.engine.limits()
+
+    async def engine_load(self) -> int:
+        return await self.engine.load()
+
+    async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        if self.inline is not None:  # tokenising a few answer texts: cheaper than a hop
+            return self.inline[0].encode_texts(texts)
+        return await _awaited(self.builder.encode_texts.remote(list(texts)))
+
+    async def embed(self, prompts: Sequence[PreparedPrompt]) -> list[Embedding]:
+        if self.embedder is None:
+            raise EmbeddingsUnavailable()
+        response = self.embedder.embed.remote([p.token_ids for p in prompts])
+        return await _awaited(response, engine=True)
