@@ -221,13 +221,26 @@ def atlas_scaling_context(scaling: dict) -> dict:
             f"{r['cells']:,}",
             fmt(r["speed"]),
             status(r["speed"] >= goals.get("speed_1m_vs_10k", 0.9)),
-            fmt(r.get("answering_peak_rss")),
-            status(_at_most(r.get("answering_peak_rss"), goals.get("rss_1m_vs_10k", 1.2))),
+            fmt(_cpu_speed_ratio(scaling.get("runs", []), int(workers), r["cells"])),
             fmt(r["peak_rss"]),
+            status(_at_most(r["peak_rss"], goals.get("rss_1m_vs_10k", 1.2))),
+            fmt(r.get("answering_peak_rss")),
         ]
         for workers, r in (scaling.get("ratios") or {}).items()
     ]
     return {"data": scaling, "rows": rows, "ratios": ratios, "goals": goals}
+
+
+def _cpu_speed_ratio(runs: list[dict], workers: int, cells: int) -> float | None:
+    """Cells per CPU-second at ``cells`` over the smallest size's (load does not move it)."""
+    measured = sorted(
+        (r for r in runs if r["workers"] == workers and "cells_per_cpu_s" in r),
+        key=lambda r: r["cells"],
+    )
+    large = next((r for r in measured if r["cells"] == cells), None)
+    if not measured or large is None:
+        return None
+    return round(large["cells_per_cpu_s"] / measured[0]["cells_per_cpu_s"], 3)
 
 
 def _at_most(value: float | None, bound: float) -> bool | None:

@@ -1,18 +1,17 @@
 """``annotated.h5ad``: a copy of the input with the predictions in ``obs`` and the run's
 provenance in ``uns``.
 
-The copy is made file to file and only ``obs`` and one ``uns`` entry are rewritten, so
-the matrices are never loaded: this works for files larger than memory.
+The copy is made file to file and only the new ``obs`` columns and one ``uns`` entry are
+written, so neither the matrices nor the cell names are loaded: this works for files
+larger than memory.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from serving.bulk import atomic
 
@@ -23,36 +22,46 @@ UNS_KEY = "c2s_annotation"
 def write_annotated(
     source: Path,
     path: Path,
-    columns: Mapping[str, Sequence[Any]],
+    columns: Mapping[str, Any],
     provenance: Mapping[str, Any],
 ) -> None:
-    """Copy ``source`` to ``path`` (atomically) with ``columns`` added to ``obs`` (text as
-    categoricals, numbers and flags as they are) and ``provenance`` as ``uns[UNS_KEY]``."""
+    """Copy ``source`` to ``path`` (atomically) with ``columns`` (arrays or categoricals,
+    `serving.bulk.row_tally.ObsColumn.finish`) added to ``obs`` and ``provenance`` as
+    ``uns[UNS_KEY]``.
+
+    Only the new columns are written into the copy's ``obs`` group (a column of the same
+    name is replaced in place), so the cell names and the other columns are never loaded.
+    """
     import anndata.io
     import h5py
 
     with atomic.replacing(path) as temp:
         shutil.copyfile(source, temp)
         with h5py.File(temp, "r+") as file:
-            obs = anndata.io.read_elem(file["obs"])
-            for name, values in columns.items():
-                obs[name] = _obs_column(list(values))
-            anndata.io.write_elem(file, "obs", obs)
+            obs = file["obs"]
+            if str(obs.attrs.get("encoding-version", "")) != "0.2.0":
+                _rewrite_obs(file, columns)  # an older layout: rewritten whole
+            else:
+                order = [str(c) for c in obs.attrs.get("column-order", [])]
+                for name, values in columns.items():
+                    if name in obs:
+                        del obs[name]
+                    anndata.io.write_elem(obs, name, values)
+                order += [name for name in columns if name not in order]
+                obs.attrs["column-order"] = order
             if "uns" in file:
                 anndata.io.write_elem(file["uns"], UNS_KEY, _storable(provenance))
             else:
                 anndata.io.write_elem(file, "uns", {UNS_KEY: _storable(provenance)})
 
 
-def _obs_column(values: list[Any]) -> Any:
-    """Scores stay floats (missing: NaN) and flags booleans; labels become categoricals."""
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        # h5ad holds no nullable booleans: a missing flag (an empty cell) is False
-        return pd.array([bool(v) for v in values], dtype=bool)
-    if present and all(isinstance(v, int | float) for v in present):
-        return pd.array([float("nan") if v is None else float(v) for v in values], dtype=float)
-    return pd.Categorical(values)
+def _rewrite_obs(file, columns: Mapping[str, Any]) -> None:
+    import anndata.io
+
+    obs = anndata.io.read_elem(file["obs"])
+    for name, values in columns.items():
+        obs[name] = values
+    anndata.io.write_elem(file, "obs", obs)
 
 
 def _storable(value: Any) -> Any:

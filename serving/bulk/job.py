@@ -30,6 +30,7 @@ from serving.bulk.cells import iter_cell_chunks
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.errors import AnnotateError, InputError
 from serving.bulk.flow import answer_as_read
+from serving.bulk.heap import return_large_buffers
 from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.outputs import write_outputs
 from serving.bulk.plan import ShardPlan, group_plan, single_cell_plan
@@ -102,6 +103,7 @@ class AnnotationJob:
             And the serving core's errors (`serving.core.errors.C2SError`).
         """
         started = time.perf_counter()
+        return_large_buffers()  # flat RSS over millions of cells
         if source is None:
             source = preflight(self.config, self.registry)
         plan, group_size = self._plan(source, await self.runner.max_model_len())
@@ -121,7 +123,7 @@ class AnnotationJob:
             resumed_cells=resumed,
             group_size=group_size,
         )
-        report, files = write_outputs(self.config, source, store.read_rows(plan), stats)
+        report, files = write_outputs(self.config, source, store, plan, stats)
         return RunResult(Path(self.config.out), report, files)
 
     # ------------------------------------------------------------------ planning

@@ -8,6 +8,7 @@ atomically; a run killed while writing them rewrites them all when resumed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from serving.bulk import atomic
 from serving.bulk.accuracy import LabelScores, score_labels
 from serving.bulk.annotated import write_annotated
 from serving.bulk.config import AnnotateConfig
-from serving.bulk.errors import AnnotateError
 from serving.bulk.input_file import InputFile
+from serving.bulk.plan import ShardPlan
 from serving.bulk.plots import confusion_png, umap_png
 from serving.bulk.report import build_report
+from serving.bulk.row_tally import RowTally
+from serving.bulk.rows import ROW_SCHEMA
+from serving.bulk.shards import ShardStore
 from serving.bulk.stats import RunStats
 
 PREDICTIONS = "predictions.parquet"
@@ -32,50 +36,59 @@ CONFUSION = "confusion_matrix.png"
 UMAP = "umap.png"
 
 
-def check_each_cell_once(rows: pa.Table, n_cells: int) -> None:
-    """Raise `AnnotateError` unless the rows hold every input row exactly once."""
-    found = np.asarray(rows.column("row").to_pylist(), dtype=np.int64)
-    if len(found) != n_cells or not np.array_equal(np.sort(found), np.arange(n_cells)):
-        raise AnnotateError(
-            f"The shards hold {len(found)} rows ({len(np.unique(found))} distinct) for "
-            f"{n_cells} cells; rerun with --overwrite."
-        )
+#: rows read, tallied and written to ``predictions.parquet`` at a time (its row groups)
+BATCH_ROWS = 65_536
 
 
 def write_outputs(
-    config: AnnotateConfig, source: InputFile, rows: pa.Table, stats: RunStats
+    config: AnnotateConfig, source: InputFile, store: ShardStore, plan: ShardPlan, stats: RunStats
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write every output of the run; return the report and the files written."""
-    check_each_cell_once(rows, source.n_obs)
+    """Write every output of the run; return the report and the files written.
+
+    The committed shards are read in batches of `BATCH_ROWS` rows: each batch is appended
+    to ``predictions.parquet`` and tallied (`RowTally`), so memory does not grow with the
+    number of cells (group runs, whose shards interleave rows, read them whole).
+    """
     out = Path(config.out)
     files: dict[str, Path] = {"predictions": out / PREDICTIONS}
-    _write_parquet(rows, files["predictions"])
-    predictions = rows.column("prediction").to_pylist()
+    tally = RowTally(source.n_obs, obs_sources(config))
+    _write_predictions(store.iter_ordered_rows(plan, BATCH_ROWS), tally, files["predictions"])
+    columns = tally.obs_columns()
     scores = None
     if config.label_key is not None:
+        predictions = tally.obs[config.key_added].labels_per_cell()
         scores = score_labels(source.obs[config.label_key].tolist(), predictions)
         files["confusion_matrix"] = out / CONFUSION
         confusion_png(scores, files["confusion_matrix"])
     if source.has_umap:
         files["umap"] = out / UMAP
+        predictions = tally.obs[config.key_added].labels_per_cell()
         umap_png(_read_umap(config.input), predictions, files["umap"])
     files["annotated"] = out / ANNOTATED
-    write_annotated(
-        config.input,
-        files["annotated"],
-        obs_columns(config, rows),
-        provenance(config, rows, scores),
-    )
+    write_annotated(config.input, files["annotated"], columns, provenance(config, tally, scores))
     files["report"] = out / REPORT
     names = {k: str(v) for k, v in files.items()}
-    report = build_report(config, source, rows, stats, scores, names)
+    report = build_report(config, source, tally, stats, scores, names)
     atomic.write_json(files["report"], report)
     return report, files
 
 
-def _write_parquet(rows: pa.Table, path: Path) -> None:
+def _write_predictions(batches: Iterator[pa.Table], tally: RowTally, path: Path) -> None:
+    """``predictions.parquet`` from the ordered batches, each tallied on the way; nothing
+    is written unless every row arrived exactly once."""
     with atomic.replacing(path) as temp:
-        pq.write_table(rows, temp)
+        writer = None
+        try:
+            for rows in batches:
+                tally.add(rows)
+                writer = writer or pq.ParquetWriter(temp, rows.schema)
+                writer.write_table(rows, row_group_size=BATCH_ROWS)
+            tally.check_complete()
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            pq.write_table(ROW_SCHEMA.empty_table(), temp)
 
 
 def _read_umap(path: Path) -> np.ndarray:
@@ -86,28 +99,28 @@ def _read_umap(path: Path) -> np.ndarray:
         return np.asarray(anndata.io.read_elem(file["obsm"]["X_umap"]))
 
 
-def obs_columns(config: AnnotateConfig, rows: pa.Table) -> dict[str, list]:
-    """The ``obs`` columns ``annotated.h5ad`` receives."""
+def obs_sources(config: AnnotateConfig) -> dict[str, str]:
+    """The ``obs`` columns ``annotated.h5ad`` receives, and the row column of each."""
     key = config.key_added
-    columns = {key: rows.column("prediction").to_pylist()}
+    sources = {key: "prediction"}
     if config.labels:
-        columns[f"{key}_in_label_set"] = rows.column("in_label_set").to_pylist()
+        sources[f"{key}_in_label_set"] = "in_label_set"
     if config.label_mode == "scored":
-        columns[f"{key}_score"] = rows.column("label_score").to_pylist()
+        sources[f"{key}_score"] = "label_score"
     if config.multi_cell:
-        columns[f"{key}_group"] = rows.column("group_id").to_pylist()
+        sources[f"{key}_group"] = "group_id"
         if config.tissue:
-            columns[f"{key}_tissue"] = rows.column("tissue").to_pylist()
-    return columns
+            sources[f"{key}_tissue"] = "tissue"
+    return sources
 
 
 def provenance(
-    config: AnnotateConfig, rows: pa.Table, scores: LabelScores | None
+    config: AnnotateConfig, tally: RowTally, scores: LabelScores | None
 ) -> dict[str, Any]:
     """What ``uns`` records about how the predictions were made."""
     from importlib.metadata import version
 
-    models = sorted({m for m in rows.column("model").to_pylist() if m})
+    models = sorted(tally.models)
     return {
         "software": f"c2s-serving {version('c2s-serving')}",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -121,6 +122,40 @@ class ShardStore:
         tables = [pq.read_table(self.shards_dir / shard_name(s.index)) for s in plan.shards]
         table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
         return table.sort_by("row")
+
+    def iter_ordered_rows(self, plan: ShardPlan, batch_rows: int) -> Iterator[pa.Table]:
+        """Every committed row, ordered by input row, in tables of about ``batch_rows``.
+
+        When the shards hold consecutive rows (single-cell runs), they are read one after
+        another and only one batch is in memory; a group run's shards interleave rows, so
+        they are read whole and sorted.
+        """
+        if not _in_row_order(plan):
+            for batch in self.read_rows(plan).to_batches(max_chunksize=batch_rows):
+                yield pa.Table.from_batches([batch])
+            return
+        pending, held = [], 0
+        for shard in plan.shards:
+            pending.append(pq.read_table(self.shards_dir / shard_name(shard.index)))
+            held += pending[-1].num_rows
+            if held >= batch_rows:
+                yield pa.concat_tables(pending)
+                pending, held = [], 0
+        if pending:
+            yield pa.concat_tables(pending)
+
+
+def _in_row_order(plan: ShardPlan) -> bool:
+    """Whether the shards, one after another, hold rows 0, 1, 2... in order."""
+    start = 0
+    for shard in plan.shards:
+        rows = shard.rows
+        if len(rows) and (rows[0] != start or rows[-1] != start + len(rows) - 1):
+            return False
+        if len(rows) > 1 and not bool(np.all(np.diff(rows) == 1)):
+            return False
+        start += len(rows)
+    return True
 
 
 def _check_same_run(found: Mapping[str, Any], wanted: Mapping[str, Any], out: Path) -> None:

@@ -1,0 +1,35 @@
+"""Give freed large buffers back to the operating system during a bulk run.
+
+Reading and ranking a row chunk allocates and frees arrays of several MiB. glibc serves
+such sizes from its heap once a larger block has been freed (its mmap threshold rises
+with every free, up to 32 MiB) and keeps the freed pages, so a long run's RSS climbs in
+steps far above what it holds: on the 25,000-gene atlas, 386 -> 560 MiB over 100,000
+cells. A fixed threshold makes every buffer of 4 MiB or more its own mapping, returned
+when freed (peak RSS stayed at 345-395 MiB over the same run).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+#: glibc's ``mallopt`` parameter number for the mmap threshold
+_M_MMAP_THRESHOLD = -3
+#: buffers at least this large are mapped on their own and unmapped when freed
+LARGE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def return_large_buffers(threshold: int = LARGE_BUFFER_BYTES) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes for this process.
+
+    Returns whether it was set: not on other platforms or C libraries, nor when the
+    ``MALLOC_MMAP_THRESHOLD_`` environment variable already sets it.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))

@@ -1,0 +1,178 @@
+"""The outputs step reads the rows batch by batch: its figures and obs columns equal those
+made from every row at once (what it did before), and annotated.h5ad gets only new columns."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from serving.bulk.annotated import write_annotated
+from serving.bulk.errors import AnnotateError
+from serving.bulk.plan import group_plan, single_cell_plan
+from serving.bulk.row_tally import RowTally
+from serving.bulk.rows import CellRow, rows_to_table
+from serving.bulk.shards import ShardStore
+
+LABELS = ["T cell", None, "B cell", "NK", "B cell", "", "T cell", None, "Mono", "NK", "B cell"]
+
+
+def _rows(labels, *, groups=None, flags=None, scores=None) -> pa.Table:
+    rows = []
+    for i, label in enumerate(labels):
+        empty = label is None and groups is None
+        rows.append(
+            CellRow(
+                row=i,
+                cell_id=f"c{i}",
+                task="cell_type_prediction",
+                status="empty_cell" if empty else ("ok" if label else "no_label"),
+                prediction=label,
+                prompt_tokens=0 if empty else 100 + i,
+                output_tokens=0 if empty else 3 + i % 2,
+                finish_reason=None if empty else ("length" if i % 4 == 0 else "stop"),
+                model=None if empty else "m",
+                group_id=groups[i] if groups else None,
+                group_size=Counter(groups)[groups[i]] if groups else None,
+                tissue="blood" if groups else None,
+                in_label_set=flags[i] if flags else None,
+                label_score=scores[i] if scores else None,
+            )
+        )
+    return rows_to_table(rows)
+
+
+def _tally(table: pa.Table, sources: dict[str, str], batch: int) -> RowTally:
+    tally = RowTally(table.num_rows, sources)
+    for start in range(0, table.num_rows, batch):
+        tally.add(table.slice(start, batch))
+    tally.check_complete()
+    return tally
+
+
+@pytest.mark.parametrize("batch", [1, 3, 11])
+def test_label_columns_are_the_categoricals_of_all_rows_at_once(batch):
+    table = _rows(LABELS)
+    column = _tally(table, {"p": "prediction"}, batch).obs_columns()["p"]
+    expected = pd.Categorical(LABELS)
+    assert list(column.categories) == ["", "B cell", "Mono", "NK", "T cell"]
+    assert column.categories.dtype == expected.categories.dtype
+    np.testing.assert_array_equal(column.codes, expected.codes)
+    assert column.codes.dtype == expected.codes.dtype == np.int8
+
+
+def test_flags_scores_and_empty_columns_keep_their_types():
+    flags = [True, None, False, True, None, False, True, False, True, None, True]
+    scores = [0.5, None, 0.25, 1.0, None, 0.0, 0.75, None, 0.5, 0.125, 1.0]
+    table = _rows(LABELS, flags=flags, scores=scores)
+    sources = {"flag": "in_label_set", "score": "label_score", "tissue": "tissue"}
+    columns = _tally(table, sources, 4).obs_columns()
+    np.testing.assert_array_equal(columns["flag"], [bool(f) for f in flags])
+    assert columns["flag"].dtype == bool
+    expected = [np.nan if s is None else s for s in scores]
+    np.testing.assert_array_equal(columns["score"], expected)
+    assert columns["score"].dtype == np.float64
+    # no cell has a tissue: an all-missing categorical, as pd.Categorical makes it
+    assert len(columns["tissue"].categories) == 0 and (columns["tissue"].codes == -1).all()
+    assert len(columns["tissue"]) == len(LABELS)
+
+
+def test_report_figures_equal_those_of_all_rows_at_once():
+    flags = [True, None, False, True, None, False, True, False, True, None, True]
+    tally = _tally(_rows(LABELS, flags=flags), {}, 3)
+    answered = [i for i, label in enumerate(LABELS) if label is not None]
+    prompt = [100 + i for i in answered]
+    assert tally.token_totals() == {
+        "requests": len(answered),
+        "prompt": sum(prompt),
+        "output": sum(3 + i % 2 for i in answered),
+        "mean_prompt": float(np.mean(prompt)),
+        "max_prompt": max(prompt),
+        "cut_by_max_tokens": sum(1 for i in answered if i % 4 == 0),
+    }
+    # most_common breaks ties by first appearance, as a Counter of every row does
+    expected = Counter(p for p in LABELS if p).most_common(3)
+    assert tally.predictions.most_common(3) == expected == [("B cell", 3), ("T cell", 2), ("NK", 2)]
+    assert dict(tally.statuses) == {"ok": 8, "empty_cell": 2, "no_label": 1}
+    assert tally.models == {"m"}
+    member, scores = tally.label_set_values()
+    assert member.tolist() == [f for f in flags if f is not None] and len(scores) == 0
+
+
+def test_groups_count_one_request_each_even_when_their_cells_lie_apart():
+    groups = ["a", "b", "a", "c", "b", "a", "c", "d", "d", "b", "a"]
+    labels = ["x"] * len(groups)
+    tally = _tally(_rows(labels, groups=groups), {"g": "group_id"}, 2)
+    assert tally.requests == 4
+    assert tally.token_totals()["prompt"] == 100 + 101 + 103 + 107  # each group's first row
+    assert tally.group_size_array().tolist() == [2, 2, 3, 4]
+    assert dict(tally.tissues) == {"blood": 4}
+    assert list(tally.obs_columns()["g"].categories) == ["a", "b", "c", "d"]
+
+
+def test_a_missing_or_repeated_row_stops_the_outputs():
+    table = _rows(LABELS)
+    tally = RowTally(table.num_rows, {})
+    tally.add(table.slice(0, 4))
+    with pytest.raises(AnnotateError, match="rows 4-6 of 11 cells exactly once"):
+        tally.add(table.slice(3, 3))
+    short = RowTally(table.num_rows + 1, {})
+    short.add(table)
+    with pytest.raises(AnnotateError, match="hold 11 rows for 12 cells"):
+        short.check_complete()
+
+
+def test_ordered_batches_cover_single_cell_and_group_plans(tmp_path):
+    table = _rows(LABELS)
+    store = ShardStore(tmp_path)
+    store.shards_dir.mkdir(parents=True)
+    plan = single_cell_plan(len(LABELS), 2)
+    for shard in plan.shards:
+        store.commit(shard.index, table.take(shard.rows))
+    batches = list(store.iter_ordered_rows(plan, 5))
+    assert [b.num_rows for b in batches] == [6, 5]  # whole shards until 5 rows are held
+    assert pa.concat_tables(batches).equals(table)
+    groups = np.array(["a", "b", "a", "c", "b", "a", "c", "d", "d", "b", "a"])
+    grouped = group_plan(groups, 2, 3, np.zeros(0, dtype=np.int64))
+    store = ShardStore(tmp_path / "groups")
+    store.shards_dir.mkdir(parents=True)
+    for shard in grouped.shards:
+        store.commit(shard.index, table.take(shard.rows))
+    batches = list(store.iter_ordered_rows(grouped, 4))
+    assert [b.num_rows for b in batches] == [4, 4, 3]
+    assert pa.concat_tables(batches).equals(table)
+
+
+def test_annotated_copy_gets_new_columns_and_replaces_its_own(tmp_path):
+    source = tmp_path / "in.h5ad"
+    obs = pd.DataFrame(
+        {"kind": pd.Categorical(["u", "v", "u"]), "c2s": [1.0, 2.0, 3.0]},
+        index=["x", "y", "z"],
+    )
+    ad.AnnData(np.ones((3, 2), dtype=np.float32), obs=obs).write_h5ad(source)
+    columns = {"c2s": pd.Categorical(["B", None, "T"]), "c2s_flag": np.array([True, False, True])}
+    write_annotated(source, tmp_path / "out.h5ad", columns, {"model": "m", "none": None})
+    annotated = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert list(annotated.obs.columns) == ["kind", "c2s", "c2s_flag"]
+    assert list(annotated.obs_names) == ["x", "y", "z"]
+    assert annotated.obs["kind"].tolist() == ["u", "v", "u"]
+    assert annotated.obs["c2s"].cat.categories.tolist() == ["B", "T"]
+    assert annotated.obs["c2s"].isna().tolist() == [False, True, False]
+    assert annotated.obs["c2s_flag"].tolist() == [True, False, True]
+    assert dict(annotated.uns["c2s_annotation"]) == {"model": "m"}
+    np.testing.assert_array_equal(annotated.X, np.ones((3, 2)))
+    with h5py.File(tmp_path / "out.h5ad") as file:
+        assert file["obs"].attrs["encoding-type"] == "dataframe"
+
+
+def test_large_buffers_are_returned_unless_the_environment_says_otherwise(monkeypatch):
+    from serving.bulk.heap import return_large_buffers
+
+    assert return_large_buffers() is True  # Linux with glibc, as the development machine
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert return_large_buffers() is False
