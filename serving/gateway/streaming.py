@@ -100,32 +100,27 @@ async def _stream_chunk(
     added = sum(len(d.token_ids) for d in step.deltas)
     if not step.deltas:
         return None, 0
-    if chat:
-        choices = [
-            ChatChunkChoice(
-                index=d.index,
-                delta=ChatDelta(content=d.text),
-                finish_reason=d.finish_reason,
-                logprobs=chat_logprobs(d, a.tokens)
-                if a is not None and params.logprobs is not None
-                else None,
-                result=a.result if a is not None else None,
-            )
-            for d, a in zip(step.deltas, answers, strict=True)
-        ]
-        return chat_chunk(stream_id, created, request.model, choices), added
     choices = [
-        CompletionChoice(
-            index=d.index,
-            text=d.text,
-            finish_reason=d.finish_reason,
-            logprobs=completion_logprobs(d, a.tokens)
-            if a is not None and params.logprobs is not None
-            else None,
-            result=a.result if a is not None else None,
-        )
+        _chunk_choice(chat, d, a, params.logprobs is not None)
         for d, a in zip(step.deltas, answers, strict=True)
     ]
+    if chat:
+        return chat_chunk(stream_id, created, request.model, choices), added
     return CompletionResponse(
         id=stream_id, created=created, model=request.model, choices=choices
     ), added
+
+
+def _chunk_choice(chat: bool, delta, answer, with_logprobs: bool):
+    """One streamed choice; the answer's typed result and logprobs once it is decoded."""
+    decoded = answer is not None
+    shared = {
+        "index": delta.index,
+        "finish_reason": delta.finish_reason,
+        "result": answer.result if decoded else None,
+    }
+    if chat:
+        logprobs = chat_logprobs(delta, answer.tokens) if decoded and with_logprobs else None
+        return ChatChunkChoice(delta=ChatDelta(content=delta.text), logprobs=logprobs, **shared)
+    logprobs = completion_logprobs(delta, answer.tokens) if decoded and with_logprobs else None
+    return CompletionChoice(text=delta.text, logprobs=logprobs, **shared)
