@@ -22,8 +22,8 @@ from models.training.dataset import DemoData, load_demo_data
 from models.training.examples import Example, ExampleDrawer
 from models.training.train import DEFAULT_OUT
 from models.training.validity import KnownLabels, is_valid, score
-from serving.core.decoder import Decoder
 from serving.core.prompt_builder import PromptBuilder
+from serving.core.stages import Decoder
 
 #: genes per held-out cell for the headline accuracy: C2S's default, the registry's too
 EVAL_GENES = 200

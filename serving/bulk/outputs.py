@@ -55,14 +55,14 @@ def write_outputs(
     _write_predictions(store.iter_ordered_rows(plan, BATCH_ROWS), tally, files["predictions"])
     columns = tally.obs_columns()
     scores = None
-    if config.label_key is not None:
+    if config.label_key is not None or source.has_umap:
         predictions = tally.obs[config.key_added].labels_per_cell()
+    if config.label_key is not None:
         scores = score_labels(source.obs[config.label_key].tolist(), predictions)
         files["confusion_matrix"] = out / CONFUSION
         confusion_png(scores, files["confusion_matrix"])
     if source.has_umap:
         files["umap"] = out / UMAP
-        predictions = tally.obs[config.key_added].labels_per_cell()
         umap_png(_read_umap(config.input), predictions, files["umap"])
     files["annotated"] = out / ANNOTATED
     write_annotated(config.input, files["annotated"], columns, provenance(config, tally, scores))

@@ -16,8 +16,8 @@ import pytest_asyncio
 from models.training.evaluate import EVAL_GENES, run_examples
 from models.training.examples import ExampleDrawer
 from models.training.validity import KnownLabels, is_valid
-from serving.core.decoder import Decoder
 from serving.core.prompt_builder import PromptBuilder
+from serving.core.stages import Decoder
 from serving.core.tasks import default_registry
 from serving.core.tasks.results import TaskResult
 

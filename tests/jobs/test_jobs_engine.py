@@ -6,9 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
-from serving.core.decoder import Decoder
 from serving.core.pipeline import LocalPipeline
-from serving.core.stages import BuildStage, DecodeStage
+from serving.core.stages import BuildStage, Decoder, DecodeStage
 from serving.engine import EngineConfig
 from tokenizer_ext import cell_sentences
 

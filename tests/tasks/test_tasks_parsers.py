@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.core.decoder import Decoder
 from serving.core.errors import UnknownTask
+from serving.core.stages import Decoder
 from serving.core.tasks.parsers import (
     parse_alphabetical_genes,
     parse_cell_labels,
