@@ -15,6 +15,8 @@ import numpy as np
 from models.training.dataset import ORGANISM, TISSUE, DemoData, describe_cells
 from serving.core.tasks import TaskRegistry
 from tokenizer_ext.cell_text import first_genes, multi_cell_text
+from tokenizer_ext.sentences import sentence_from_vector
+from tokenizer_ext.vocab import GeneVocabulary
 
 #: genes per cell the demo is trained on (its "trained ranges")
 PREDICTION_GENES = (50, 200)
@@ -81,6 +83,16 @@ class ExampleDrawer:
         Share of a cell's genes dropped at random (order kept) before a cell type
         prediction prompt takes its top genes: augmentation, so that 560 training cells
         are not learnt by heart. 0 for evaluation.
+    expression_noise
+        Standard deviation of Gaussian noise added to a cell's expressed log values before
+        a cell type prediction prompt ranks them again: augmentation. Most of a
+        pbmc68k_reduced cell's genes tie at one or two counts and C2S orders ties by one
+        fixed random draw, so even a small noise shows the model other, equally true
+        orders. 0 (the committed sentences) for evaluation.
+    cell_mixing
+        Share of cell type prediction prompts whose cell is a pseudo-cell: the mean
+        expression (in counts, before the log) of the cell and another training cell of
+        the same type, ranked again. 0 for evaluation.
     """
 
     def __init__(
@@ -90,9 +102,14 @@ class ExampleDrawer:
         registry: TaskRegistry,
         seed: int,
         gene_dropout: float = 0.0,
+        expression_noise: float = 0.0,
+        cell_mixing: float = 0.0,
     ) -> None:
         self.data = data
         self.gene_dropout = gene_dropout
+        self.expression_noise = expression_noise
+        self.cell_mixing = cell_mixing
+        self._vocab = GeneVocabulary(list(data.genes))
         self.cells = np.asarray(cells)
         self.registry = registry
         self.rng = np.random.default_rng(seed)
@@ -153,9 +170,32 @@ class ExampleDrawer:
     def _sentence(self, cell: int, k: int) -> str:
         return first_genes(self.data.sentences[cell], k)
 
+    def _expression(self, cell: int) -> np.ndarray:
+        """The cell's log expression, or a pseudo-cell of its type (``cell_mixing``)."""
+        values = self.data.expression[cell]
+        if not self.cell_mixing or self.rng.random() >= self.cell_mixing:
+            return values
+        label = self.data.labels[cell]
+        peers = [int(c) for c in self.cells if self.data.labels[c] == label and c != cell]
+        if not peers:
+            return values
+        other = self.data.expression[peers[int(self.rng.integers(len(peers)))]]
+        return np.log1p((np.expm1(values) + np.expm1(other)) / 2).astype(values.dtype)
+
+    def _reranked(self, cell: int) -> str:
+        """The cell's sentence ranked again from its expression plus ``expression_noise``."""
+        values = self._expression(cell)
+        expressed = values > 0
+        noisy = values + self.rng.normal(0.0, self.expression_noise, values.shape) * expressed
+        # noise reorders genes, it never turns an expressed gene off
+        noisy = np.where(expressed, np.maximum(noisy, 1e-6), 0.0)
+        return sentence_from_vector(noisy, self._vocab)
+
     def _augmented(self, cell: int) -> str:
-        """The cell's sentence with ``gene_dropout`` of its genes dropped, order kept."""
-        sentence = self.data.sentences[cell]
+        """The cell's sentence, re-ranked with noise and with ``gene_dropout`` of its genes
+        dropped (order kept), as the augmentation settings ask."""
+        reranked = self.expression_noise or self.cell_mixing
+        sentence = self._reranked(cell) if reranked else self.data.sentences[cell]
         if not self.gene_dropout:
             return sentence
         genes = sentence.split(" ")

@@ -60,6 +60,10 @@ class TrainSettings:
     ema_decay: float = 0.0
     #: share of genes dropped from cell type prediction prompts (`ExampleDrawer`)
     gene_dropout: float = 0.0
+    #: noise on expressed log values before cell type prediction prompts are ranked again
+    expression_noise: float = 0.0
+    #: share of cell type prediction prompts on a pseudo-cell of two same-type cells
+    cell_mixing: float = 0.0
     #: > 0 for a pilot run: train on the other training cells and measure the curve on this
     #: many of them (`validation_split`); the 140 held-out cells are not used at all
     validation_cells: int = 0
@@ -235,7 +239,13 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
         data = validation_split(data, settings.validation_cells)
     n_examples = settings.steps * settings.batch_size
     drawer = ExampleDrawer(
-        data, data.train, registry, settings.data_seed, gene_dropout=settings.gene_dropout
+        data,
+        data.train,
+        registry,
+        settings.data_seed,
+        gene_dropout=settings.gene_dropout,
+        expression_noise=settings.expression_noise,
+        cell_mixing=settings.cell_mixing,
     )
     examples = drawer.draw_mixture(
         n_examples + settings.batch_size * settings.pool_batches,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -93,6 +94,39 @@ def test_gene_dropout_keeps_the_ranking_and_spares_evaluation(data):
     # evaluation prompts carry the whole sentence whatever the drawer's setting
     typing = drawer.cell_type_examples(200)
     assert [e.payload["cell"] for e in typing] == [data.sentences[c] for c in data.train]
+
+
+def test_expression_noise_reorders_a_cell_without_changing_its_genes(data):
+    registry = default_registry()
+    cell = int(data.train[0])
+    # a tiny noise only breaks ties: C2S drew their order once, any other order is as true
+    ties_only = ExampleDrawer(data, [cell], registry, seed=0, expression_noise=1e-9)
+    noisy = ExampleDrawer(data, [cell], registry, seed=0, expression_noise=0.1)
+    original = data.sentences[cell].split(" ")
+    values = dict(zip(data.genes, data.expression[cell], strict=True))
+    for drawer in (ties_only, noisy):
+        cells = [drawer.draw("cell_type_prediction").payload["cell"].split(" ") for _ in range(5)]
+        assert all(sorted(c) == sorted(original) for c in cells)  # every expressed gene, once
+        assert any(c != original for c in cells)
+    tied = ties_only.draw("cell_type_prediction").payload["cell"].split(" ")
+    assert [values[g] for g in tied] == [values[g] for g in original]  # only ties moved
+    # evaluation prompts keep the committed sentences
+    assert noisy.cell_type_examples(200)[0].payload["cell"] == data.sentences[cell]
+
+
+def test_cell_mixing_ranks_a_pseudo_cell_of_two_same_type_cells(data):
+    registry = default_registry()
+    labels = np.asarray(data.labels)
+    pair = [int(c) for c in data.train if labels[c] == "CD34+"][:2]
+    drawer = ExampleDrawer(data, pair, registry, seed=0, cell_mixing=1.0)
+    example = drawer.draw("cell_type_prediction")
+    genes = example.payload["cell"].split(" ")
+    union = set(data.sentences[pair[0]].split(" ")) | set(data.sentences[pair[1]].split(" "))
+    assert sorted(genes) == sorted(union) and example.answer == {"cell_type": "CD34+"}
+    # ranked by the mean of the two cells' counts
+    column = {g: i for i, g in enumerate(data.genes)}
+    mean = np.expm1(data.expression[pair]).mean(axis=0)
+    assert all(mean[column[a]] >= mean[column[b]] for a, b in itertools.pairwise(genes))
 
 
 def test_validation_split_never_touches_the_held_out_cells(data):
