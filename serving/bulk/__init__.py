@@ -11,13 +11,12 @@ Examples
 >>> result = await annotate(config)  # doctest: +SKIP
 """
 
-from serving.bulk.backends import open_runner
+from serving.bulk.backends import annotate, open_runner
 from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.errors import AnnotateError, InputError, RemoteError, ResumeMismatch
 from serving.bulk.job import AnnotationJob, RunResult
 from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
 from serving.bulk.remote import GatewayRunner
-from serving.bulk.run import annotate
 from serving.bulk.runners import Answer, PipelineRunner, TaskRunner
 
 __all__ = [

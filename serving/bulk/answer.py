@@ -1,4 +1,5 @@
-"""One shard's cells -> prompts -> answers -> one row per cell.
+"""Answering shards as they are read: one shard's cells -> prompts -> answers -> one row
+per cell, with a cap on the cells in flight.
 
 Single-cell runs ask ``cell_type_prediction`` once per cell. Multi-cell runs ask
 ``multi_cell_type_prediction`` once per group (a label per cell) and, with ``tissue``,
@@ -9,25 +10,80 @@ prediction and cost no request.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from serving.bulk.plan import Shard
+from serving.bulk.cells import ReadyShard
 from serving.bulk.rows import CellRow
 from serving.bulk.runners import Answer, RankedRunner, TaskRunner
 from serving.core.label_sets import LabelSet
 from serving.core.stages import RankedPromptRequest
 from serving.core.tasks.registry import TaskRegistry
-from tokenizer_ext import GeneVocabulary, RankedCells
-from tokenizer_ext.sentences import ranked_to_sentences
 
 SINGLE_TASK = "cell_type_prediction"
 GROUP_TASK = "multi_cell_type_prediction"
 TISSUE_TASK = "tissue_prediction"
+
+
+class InflightCells:
+    """At most ``limit`` cells submitted and unanswered; a larger batch waits until none
+    are in flight rather than forever."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, cells: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + cells <= self.limit)
+            self.used += cells
+
+    async def release(self, cells: int) -> None:
+        async with self._changed:
+            self.used -= cells
+            self._changed.notify_all()
+
+
+def first_error(error: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def answer_as_read(
+    shards: Iterator[ReadyShard],
+    answer: Callable[[ReadyShard], Awaitable[None]],
+    max_inflight_cells: int,
+) -> None:
+    """``answer`` every shard ``shards`` yields, concurrently, with at most
+    ``max_inflight_cells`` cells in flight; the first error cancels the rest and is raised.
+
+    ``shards`` is advanced in a thread (it reads and ranks), beside the answers in flight.
+    """
+    inflight = InflightCells(max_inflight_cells)
+
+    async def answered(ready: ReadyShard) -> None:
+        try:
+            await answer(ready)
+        finally:
+            await inflight.release(ready.shard.n_cells)
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            while (ready := await asyncio.to_thread(next, shards, None)) is not None:
+                await inflight.acquire(ready.shard.n_cells)
+                tasks.create_task(answered(ready))
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    finally:
+        with contextlib.suppress(ValueError):  # a read may still run in its thread
+            shards.close()
 
 
 @dataclass(frozen=True)
@@ -68,21 +124,6 @@ class PromptSettings:
         if self.template_draws is None:
             return self.template_index
         return int(self.template_draws[row - self.draws_start] % n_templates)
-
-
-@dataclass(frozen=True)
-class ReadyShard:
-    """A shard whose cells are all read: names and ranked cells aligned with ``shard.rows``."""
-
-    shard: Shard
-    names: list[str]
-    cells: RankedCells
-    vocabulary: GeneVocabulary
-
-    @functools.cached_property
-    def sentences(self) -> list[str]:
-        """The cells as sentences (empty for a cell without expressed genes)."""
-        return ranked_to_sentences(self.cells, self.vocabulary)
 
 
 class ShardAnswerer:

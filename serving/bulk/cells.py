@@ -1,7 +1,9 @@
-"""The input's cells as cell sentences, read and ranked in row chunks.
+"""The input's cells, read and ranked in row chunks, and gathered into shards.
 
 The whole file is ranked in row order with one tie-break RNG, as C2S does, so a cell's
 sentence never depends on the chunk size or on which shards a resumed run still needs.
+`ShardAssembler` keeps only the cells of shards still to answer and releases each shard
+as soon as all its cells are in, so memory holds the shards in progress, not the file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.bulk.config import ReadingConfig
+from serving.bulk.plan import Shard, ShardPlan
 from tokenizer_ext import GeneVocabulary, RankedCells, iter_ranked_chunks
 from tokenizer_ext.sentences import ranked_to_sentences
 
@@ -69,3 +72,71 @@ def iter_cell_chunks(config: ReadingConfig, vocabulary: GeneVocabulary) -> Itera
     )
     for chunk in chunks:
         yield CellChunk(chunk.start, chunk.stop, chunk.obs_names, chunk.ranked, vocabulary)
+
+
+@dataclass(frozen=True)
+class ReadyShard:
+    """A shard whose cells are all read: names and ranked cells aligned with ``shard.rows``."""
+
+    shard: Shard
+    names: list[str]
+    cells: RankedCells
+    vocabulary: GeneVocabulary
+
+    @functools.cached_property
+    def sentences(self) -> list[str]:
+        """The cells as sentences (empty for a cell without expressed genes)."""
+        return ranked_to_sentences(self.cells, self.vocabulary)
+
+
+class ShardAssembler:
+    """Turns a stream of `CellChunk`s into `ReadyShard`s.
+
+    Parameters
+    ----------
+    plan
+        The run's shards.
+    skip
+        Indices of shards already committed: their cells are not kept.
+    """
+
+    def __init__(self, plan: ShardPlan, skip: set[int]) -> None:
+        self.plan = plan
+        self.owner = plan.shard_of_row()
+        self.missing = {s.index: s.n_cells for s in plan.shards if s.index not in skip}
+        self.cells: dict[int, tuple[CellChunk, int]] = {}
+
+    @property
+    def pending(self) -> bool:
+        """Whether some shard still waits for cells."""
+        return bool(self.missing)
+
+    def add(self, chunk: CellChunk) -> list[ReadyShard]:
+        """Keep the chunk's cells that pending shards need; return the shards completed."""
+        arrived: dict[int, int] = {}
+        owners = self.owner[chunk.start : chunk.stop].tolist()
+        for offset, index in enumerate(owners):
+            if index in self.missing:
+                self.cells[chunk.start + offset] = (chunk, offset)
+                arrived[index] = arrived.get(index, 0) + 1
+        ready = []
+        for index in sorted(arrived):
+            self.missing[index] -= arrived[index]
+            if self.missing[index] == 0:
+                del self.missing[index]
+                ready.append(self._release(index))
+        return ready
+
+    def _release(self, index: int) -> ReadyShard:
+        shard = self.plan.shards[index]
+        cells = [self.cells.pop(row) for row in shard.rows.tolist()]
+        names = [str(chunk.names[offset]) for chunk, offset in cells]
+        # the shard's rows, gathered chunk by chunk (a shard spans one or a few chunks)
+        parts, first = [], 0
+        for last in range(1, len(cells) + 1):
+            if last == len(cells) or cells[last][0] is not cells[first][0]:
+                offsets = [offset for _, offset in cells[first:last]]
+                parts.append(cells[first][0].ranked.select(offsets))
+                first = last
+        vocabulary = cells[0][0].vocabulary
+        return ReadyShard(shard, names, RankedCells.concatenate(parts), vocabulary)

@@ -22,14 +22,12 @@ from serving.bulk.answer import (
     SINGLE_TASK,
     TISSUE_TASK,
     PromptSettings,
-    ReadyShard,
     ShardAnswerer,
+    answer_as_read,
 )
-from serving.bulk.assemble import ShardAssembler
-from serving.bulk.cells import iter_cell_chunks
+from serving.bulk.cells import ReadyShard, ShardAssembler, iter_cell_chunks
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.errors import AnnotateError, InputError
-from serving.bulk.flow import answer_as_read
 from serving.bulk.heap import return_large_buffers
 from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.outputs import write_outputs

@@ -3,12 +3,20 @@
 ``predictions.parquet`` (every row, in input order), ``annotated.h5ad``, ``report.json``
 and, when they apply, ``confusion_matrix.png`` and ``umap.png``. Each is written
 atomically; a run killed while writing them rewrites them all when resumed.
+
+``annotated.h5ad`` is a copy of the input with the predictions in ``obs`` and the run's
+provenance in ``uns``: the copy is made file to file and only the new ``obs`` columns and
+one ``uns`` entry are written, so neither the matrices nor the cell names are loaded and
+files larger than memory work. The figures use Matplotlib's object API (``Figure``)
+without pyplot, so no global backend or figure state is touched.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from serving.bulk import atomic
-from serving.bulk.accuracy import LabelScores, score_labels
-from serving.bulk.annotated import write_annotated
+from serving.bulk.accuracy import OTHER, LabelScores, score_labels
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.input_file import InputFile
 from serving.bulk.plan import ShardPlan
-from serving.bulk.plots import confusion_png, umap_png
 from serving.bulk.report import build_report
 from serving.bulk.row_tally import RowTally
 from serving.bulk.rows import ROW_SCHEMA
@@ -34,7 +40,8 @@ ANNOTATED = "annotated.h5ad"
 REPORT = "report.json"
 CONFUSION = "confusion_matrix.png"
 UMAP = "umap.png"
-
+#: the ``uns`` key of the provenance record in ``annotated.h5ad``
+UNS_KEY = "c2s_annotation"
 
 #: rows read, tallied and written to ``predictions.parquet`` at a time (its row groups)
 BATCH_ROWS = 65_536
@@ -138,3 +145,129 @@ def provenance(
         "accuracy": scores.accuracy if scores is not None else None,
         "config_json": config.model_dump_json(),
     }
+
+
+# ------------------------------------------------------------------ annotated.h5ad
+
+
+def write_annotated(
+    source: Path,
+    path: Path,
+    columns: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+) -> None:
+    """Copy ``source`` to ``path`` (atomically) with ``columns`` (arrays or categoricals,
+    `serving.bulk.row_tally.ObsColumn.finish`) added to ``obs`` and ``provenance`` as
+    ``uns[UNS_KEY]``.
+
+    Only the new columns are written into the copy's ``obs`` group (a column of the same
+    name is replaced in place), so the cell names and the other columns are never loaded.
+    """
+    import anndata.io
+    import h5py
+
+    with atomic.replacing(path) as temp:
+        shutil.copyfile(source, temp)
+        with h5py.File(temp, "r+") as file:
+            obs = file["obs"]
+            if str(obs.attrs.get("encoding-version", "")) != "0.2.0":
+                _rewrite_obs(file, columns)  # an older layout: rewritten whole
+            else:
+                order = [str(c) for c in obs.attrs.get("column-order", [])]
+                for name, values in columns.items():
+                    if name in obs:
+                        del obs[name]
+                    anndata.io.write_elem(obs, name, values)
+                order += [name for name in columns if name not in order]
+                obs.attrs["column-order"] = order
+            if "uns" in file:
+                anndata.io.write_elem(file["uns"], UNS_KEY, _storable(provenance))
+            else:
+                anndata.io.write_elem(file, "uns", {UNS_KEY: _storable(provenance)})
+
+
+def _rewrite_obs(file, columns: Mapping[str, Any]) -> None:
+    import anndata.io
+
+    obs = anndata.io.read_elem(file["obs"])
+    for name, values in columns.items():
+        obs[name] = values
+    anndata.io.write_elem(file, "obs", obs)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with what HDF5 cannot hold (``None``, tuples, paths) made storable."""
+    if isinstance(value, Mapping):
+        return {str(k): _storable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ------------------------------------------------------------------ figures
+
+#: categories drawn in the UMAP legend; rarer ones are drawn grey as "other"
+MAX_LEGEND = 20
+#: legend entries are cut to this many characters (a generated label can be long)
+MAX_LABEL_CHARS = 40
+
+
+def _save(figure, path: Path) -> None:
+    with atomic.replacing(path) as temp, warnings.catch_warnings():
+        # generated labels may hold characters the default font lacks: draw them as boxes
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        figure.savefig(temp, format="png", dpi=120, bbox_inches="tight")
+
+
+def confusion_png(scores: LabelScores, path: Path, *, title: str = "") -> None:
+    """Row-normalised confusion matrix with counts, reference labels down the side."""
+    from matplotlib.figure import Figure
+
+    counts = scores.confusion
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    columns = [*scores.classes, OTHER]
+    size = 2.5 + 0.45 * len(columns)
+    figure = Figure(figsize=(size + 1.5, size))
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(columns)), labels=columns, rotation=60, ha="right")
+    axes.set_yticks(range(len(scores.classes)), labels=scores.classes)
+    axes.set_xlabel("prediction")
+    axes.set_ylabel("reference label")
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            axes.text(j, i, str(n), ha="center", va="center", fontsize=7, color=colour)
+    axes.set_title(title or f"accuracy {scores.accuracy:.1%} ({scores.n_labelled} cells)")
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the label's cells")
+    _save(figure, path)
+
+
+def umap_png(coords: np.ndarray, predictions: Sequence[str | None], path: Path) -> None:
+    """The cells on their UMAP, coloured by prediction (most frequent in the legend)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    labels = np.asarray([p if p else "(none)" for p in predictions], dtype=object)
+    values, counts = np.unique(labels, return_counts=True)
+    shown = [str(v) for v in values[np.argsort(-counts, kind="stable")][:MAX_LEGEND]]
+    figure = Figure(figsize=(8, 6))
+    axes = figure.add_subplot()
+    size = max(1.0, min(20.0, 20000 / max(len(labels), 1)))
+    rest = ~np.isin(labels, shown)
+    if rest.any():
+        axes.scatter(*coords[rest, :2].T, s=size, c="lightgrey", label="other", linewidths=0)
+    palette = colormaps["tab20"]
+    for i, label in enumerate(shown):
+        mask = labels == label
+        name = label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
+        axes.scatter(*coords[mask, :2].T, s=size, color=palette(i % 20), label=name, linewidths=0)
+    axes.set_xlabel("UMAP 1")
+    axes.set_ylabel("UMAP 2")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title("C2S predictions")
+    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2)
+    _save(figure, path)

@@ -92,7 +92,7 @@ def execution_config(
 
 def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
     """Run ``config`` with a progress bar; errors become a message and exit code 2."""
-    from serving.bulk.run import annotate
+    from serving.bulk.backends import annotate
 
     return opt.run_with_progress(
         lambda progress: annotate(config, progress), show_progress=show_progress

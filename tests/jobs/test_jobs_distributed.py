@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
+from serving.bulk.backends import annotate
 from serving.bulk.config import DistributedConfig
 from serving.bulk.distributed.ranges import pending_ranges, rng_states
 from serving.bulk.plan import single_cell_plan
-from serving.bulk.run import annotate
 from serving.testing.ray_cluster import loopback_cluster
 from tests.jobs.conftest import small_adata
 from tests.jobs.fakes import job_config
@@ -309,7 +309,7 @@ DRIVER = """
 import asyncio, sys
 from pathlib import Path
 from serving.bulk import AnnotateConfig
-from serving.bulk.run import annotate
+from serving.bulk.backends import annotate
 from serving.testing.ray_cluster import keep_loopback
 keep_loopback()
 asyncio.run(annotate(AnnotateConfig.model_validate_json(Path(sys.argv[1]).read_text())))

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.bulk import AnnotationJob
-from serving.bulk.annotated import UNS_KEY
+from serving.bulk.outputs import UNS_KEY
 from serving.bulk.rows import ROW_SCHEMA
 from tests.jobs.fakes import MODEL_NAME, TISSUE, fake_runner, fake_stages, job_config
 from tokenizer_ext import cell_sentences

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from serving.bulk.accuracy import score_labels
-from serving.bulk.answer import ReadyShard
-from serving.bulk.assemble import ShardAssembler
-from serving.bulk.cells import CellChunk
-from serving.bulk.flow import InflightCells, first_error
+from serving.bulk.answer import InflightCells, first_error
+from serving.bulk.cells import CellChunk, ReadyShard, ShardAssembler
 from serving.bulk.plan import group_plan, group_units, single_cell_plan, split_evenly
 from serving.bulk.sizing import fit_group_size
 from tokenizer_ext import GeneVocabulary, RankedCells

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from serving.bulk.annotated import write_annotated
 from serving.bulk.errors import AnnotateError
+from serving.bulk.outputs import write_annotated
 from serving.bulk.plan import group_plan, single_cell_plan
 from serving.bulk.row_tally import RowTally
 from serving.bulk.rows import CellRow, rows_to_table

@@ -26,6 +26,9 @@ from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("serving/", "tokenizer_ext/")
+#: where the event loop steps a task: a task's own frames end here, and what is above it
+#: (the code that runs the loop) is not the task's caller; its creator's stack is
+_LOOP_STEP = asyncio.base_events.BaseEventLoop._run_once.__code__
 
 #: one frame: (file relative to the repository, qualified name of its function)
 Frame = tuple[str, str]
@@ -33,7 +36,7 @@ Frame = tuple[str, str]
 
 def _product_frames(frame: FrameType | None) -> list[Frame]:
     frames = []
-    while frame is not None:
+    while frame is not None and frame.f_code is not _LOOP_STEP:
         name = frame.f_code.co_filename
         if name.startswith(str(ROOT)):
             relative = name[len(str(ROOT)) + 1 :]

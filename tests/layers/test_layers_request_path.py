@@ -85,18 +85,16 @@ def test_inputs_are_validated_once_per_prompt(request_paths):
     assert paths.calls[("serving/core/validation.py", "validate_inputs")] == 1
 
 
-#: from `AnnotationJob.run` in order of first reach; `c2s annotate` adds serving/cli/annotate.py,
-#: serving/cli/options.py, serving/bulk/run.py and serving/bulk/backends.py before it
+#: from `AnnotationJob.run` in order of first reach
 BULK_WALK = [
     "serving/bulk/job.py",
     "serving/bulk/input_file.py",
     "tokenizer_ext/expression_source.py",
     "serving/bulk/shards.py",
     "serving/bulk/atomic.py",
-    "serving/bulk/flow.py",
+    "serving/bulk/answer.py",
     "serving/bulk/cells.py",
     "tokenizer_ext/sentences.py",
-    "serving/bulk/answer.py",
     "serving/bulk/runners.py",
     "serving/core/pipeline.py",
     "serving/core/stages.py",
@@ -105,8 +103,14 @@ BULK_WALK = [
     "serving/testing/fake_engine.py",
     "serving/core/tasks/parsers.py",
     "serving/bulk/outputs.py",
-    "serving/bulk/plots.py",
-    "serving/bulk/annotated.py",
+]
+#: from the command (`c2s annotate`'s `run_job`): the command's two files and the execution
+#: mode's come first, and the input is checked (`preflight`) before the job runs
+COMMAND_WALK = [
+    "serving/cli/annotate.py",
+    "serving/cli/options.py",
+    "serving/bulk/backends.py",
+    *BULK_WALK,
 ]
 
 
@@ -120,7 +124,7 @@ def reaches_a_bulk_boundary(frame: Frame) -> bool:
 
 
 def test_a_bulk_run_walk(tmp_path, pythia_tokenizer_dir):
-    """19 files from the job on (23 from the command): above issue 16's 12, pinned here so
+    """16 files from the job on (19 from the command): above issue 16's 12, pinned here so
     that a change to it is seen (docs/request-path.md)."""
     from serving.bulk import AnnotationJob
     from tests.jobs.conftest import small_adata
@@ -140,4 +144,50 @@ def test_a_bulk_run_walk(tmp_path, pythia_tokenizer_dir):
     paths, n_cells = asyncio.run(run())
     assert n_cells == 40
     assert paths.walk(("serving/bulk/job.py", "AnnotationJob.run")) == BULK_WALK
+    assert paths.returns_to_a_caller() == []
+
+
+class TracedRun:
+    """Stands in for the `asyncio` module of `serving.cli.options`: its ``run`` traces the
+    command's event loop (the main task is made inside the trace, so that its stack starts
+    with the command's frames)."""
+
+    def __init__(self, paths: CallPaths) -> None:
+        self.paths = paths
+
+    def run(self, coro):
+        loop = asyncio.new_event_loop()
+        try:
+            with self.paths.trace(loop):
+                return loop.run_until_complete(loop.create_task(coro))
+        finally:
+            loop.close()
+
+
+def test_a_c2s_annotate_walk(tmp_path, pythia_tokenizer_dir, monkeypatch):
+    """The whole command, traced: the execution mode opens the fake runner instead of
+    starting vLLM (the engine's own start is set-up, not a step of the walk)."""
+    from contextlib import asynccontextmanager
+
+    from serving.bulk import backends
+    from serving.cli import annotate, options
+    from tests.jobs.conftest import small_adata
+    from tests.jobs.fakes import fake_runner, job_config
+
+    path = tmp_path / "input.h5ad"
+    small_adata(40).write_h5ad(path)
+    runner = fake_runner(tokenizer_dir=pythia_tokenizer_dir)
+
+    @asynccontextmanager
+    async def open_runner(execution):
+        yield runner
+
+    paths = CallPaths(reaches_a_bulk_boundary)
+    monkeypatch.setattr(backends, "open_runner", open_runner)
+    monkeypatch.setattr(options, "asyncio", TracedRun(paths))
+    config = job_config(path, tmp_path / "out", label_key="label")
+    result = annotate.run_job(config, show_progress=False)
+    assert result.report["cells"]["total"] == 40
+    assert paths.walk(("serving/cli/annotate.py", "run_job")) == COMMAND_WALK
+    assert len(COMMAND_WALK) == 19
     assert paths.returns_to_a_caller() == []

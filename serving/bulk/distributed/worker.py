@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from serving.bulk.answer import PromptSettings, ReadyShard, ShardAnswerer
-from serving.bulk.cells import CellChunk, rows_per_read
+from serving.bulk.answer import PromptSettings, ShardAnswerer, answer_as_read
+from serving.bulk.cells import CellChunk, ReadyShard, rows_per_read
 from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.distributed.ranges import RowRange
-from serving.bulk.flow import answer_as_read
 from serving.bulk.heap import return_large_buffers
 from serving.bulk.plan import Shard
 from serving.bulk.rows import rows_to_table
