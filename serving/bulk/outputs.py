@@ -20,6 +20,7 @@ from serving.bulk import atomic
 from serving.bulk.accuracy import LabelScores, score_labels
 from serving.bulk.annotated import write_annotated
 from serving.bulk.config import AnnotateConfig
+from serving.bulk.heap import release_arrow_memory
 from serving.bulk.input_file import InputFile
 from serving.bulk.plan import ShardPlan
 from serving.bulk.plots import confusion_png, umap_png
@@ -36,8 +37,9 @@ CONFUSION = "confusion_matrix.png"
 UMAP = "umap.png"
 
 
-#: rows read, tallied and written to ``predictions.parquet`` at a time (its row groups)
-BATCH_ROWS = 65_536
+#: rows read, tallied and written to ``predictions.parquet`` at a time (its row groups):
+#: 65,536 held 40 MiB more at the peak than the answering phase
+BATCH_ROWS = 16_384
 
 
 def write_outputs(
@@ -83,6 +85,8 @@ def _write_predictions(batches: Iterator[pa.Table], tally: RowTally, path: Path)
                 tally.add(rows)
                 writer = writer or pq.ParquetWriter(temp, rows.schema)
                 writer.write_table(rows, row_group_size=BATCH_ROWS)
+                del rows
+                release_arrow_memory()
             tally.check_complete()
         finally:
             if writer is not None:
