@@ -206,16 +206,21 @@ def _rank_c2s(
     """Columns in C2S order, rows in column order; explicit zeros consume the RNG, then
     are dropped."""
     keys, key_bits = value_keys(data)
-    # Each entry's value key and column travel together through the shuffle, so the
-    # shuffled row is read straight off (no permutation array, no gather of values).
-    packed = keys.astype(np.uint64) << np.uint64(32)
-    packed |= indices.astype(np.uint64)
-    _shuffle_rows(rng, packed, indptr)
+    # Each entry's value key and column travel together through the shuffle (one uint64,
+    # written through two uint32 views), so the shuffled rows are read straight off the
+    # views: no permutation array, no gather of values.
+    packed = np.empty(len(keys), dtype=np.uint64)
     low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
-    columns, keys = packed.view(np.uint32)[low::2], packed.view(np.uint32)[high::2]
+    shuffled_columns, shuffled_keys = (
+        packed.view(np.uint32)[low::2],
+        packed.view(np.uint32)[high::2],
+    )
+    shuffled_columns[:] = indices
+    shuffled_keys[:] = keys
+    _shuffle_rows(rng, packed, indptr)
     # Ties keep their shuffled order: ascending entry index is ascending position.
-    order, lengths = entries_by_key(keys, key_bits, indptr, top_k)
-    return columns[order].astype(np.int64), lengths
+    order, lengths = entries_by_key(shuffled_keys, key_bits, indptr, top_k)
+    return shuffled_columns[order].astype(np.int64), lengths
 
 
 def _shuffle_rows(rng: np.random.RandomState, entries: np.ndarray, indptr: np.ndarray) -> None:

@@ -41,11 +41,14 @@ def entries_by_key(
     indptr = np.asarray(indptr, dtype=np.int64)
     lengths = np.diff(indptr)
     floor = _kth_largest_keys(keys, indptr, top_k)
-    candidate = keys != 0 if floor is None else keys >= np.repeat(floor, lengths)
-    entries = np.flatnonzero(candidate)
-    if len(entries) == len(keys):
-        counts = lengths
+    width = int(lengths.max(initial=0))
+    if floor is not None and width and int(lengths.min()) == width:
+        # rows of one length (a generated or filtered atlas): compared and counted in 2-D
+        grid = keys.reshape(len(lengths), width) >= floor[:, None]
+        entries, counts = np.flatnonzero(grid), grid.sum(axis=1)
     else:
+        candidate = keys != 0 if floor is None else keys >= np.repeat(floor, lengths)
+        entries = np.flatnonzero(candidate)
         rows = np.searchsorted(indptr, entries, side="right") - 1
         counts = np.bincount(rows, minlength=len(lengths))
     entry_bits = max(int(len(keys) - 1).bit_length(), 1)
