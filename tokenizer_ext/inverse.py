@@ -16,12 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from tokenizer_ext.expression_source import ExpressionInput, open_expression, row_chunks
-from tokenizer_ext.ranking import (
-    _check_values,
-    _drop_zero_entries,
-    _offsets_from_lengths,
-    _sort_rows_by_descending_value,
-)
+from tokenizer_ext.ranking import _check_values
+from tokenizer_ext.row_order import offsets_from_lengths, ranked_entries
 from tokenizer_ext.vocab import GeneVocabulary
 
 LOG_RANK_THRESHOLD = 3.0
@@ -168,10 +164,8 @@ def _cells_to_use(n_obs: int, max_cells: int | None, seed: int) -> np.ndarray:
 def _log_rank_points(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """``log10(1 + rank)`` and value of every non-zero entry."""
     _check_values(matrix.data)
-    entry = np.arange(matrix.nnz, dtype=np.uint64)
-    values, entry, lengths = _drop_zero_entries(matrix.data, entry, np.diff(matrix.indptr))
-    order, lengths = _sort_rows_by_descending_value(values, entry, matrix.nnz, lengths, None)
-    rank = np.arange(len(order)) - np.repeat(_offsets_from_lengths(lengths)[:-1], lengths)
+    order, lengths = ranked_entries(matrix.data, matrix.indptr, None)
+    rank = np.arange(len(order)) - np.repeat(offsets_from_lengths(lengths)[:-1], lengths)
     return np.log10(1 + rank), matrix.data[order].astype(np.float64)
 
 

@@ -294,8 +294,19 @@ class PromptEncoder:
             return words
         unique, inverse = np.unique(words, return_inverse=True)
         texts = [prefix + s + suffix for s in self._symbols[unique].tolist()]
+        self._cache_texts(texts)
         seg_ids = np.fromiter((self._text_segment(t) for t in texts), np.int64, len(texts))
         return seg_ids[inverse]
+
+    def _cache_texts(self, texts: list[str]) -> None:
+        """Tokenise the texts not cached yet in one call: a wide dataset meets thousands
+        of new boundary pieces (last gene + following text) in its first batches."""
+        table, cached = self._table.extra_index, self._text_ids
+        new = [t for t in dict.fromkeys(texts) if t not in table and t not in cached]
+        if len(new) < 2 or len(cached) + len(new) > self._max_cached_texts:
+            return  # one text, or a full cache: text_ids tokenises (and clears) as before
+        encoded = self.token_cache.encoder.encode_batch(new)
+        cached.update(zip(new, map(tuple, encoded), strict=True))
 
     def _text_segment(self, text: str) -> int:
         seg = self._table.extra_index.get(text)

@@ -102,9 +102,9 @@ class ShardAssembler:
 
     def __init__(self, plan: ShardPlan, skip: set[int]) -> None:
         self.plan = plan
-        self.owner = plan.shard_of_row()
         self.missing = {s.index: s.n_cells for s in plan.shards if s.index not in skip}
-        self.cells: dict[int, tuple[CellChunk, int]] = {}
+        # per pending shard: the chunks holding its cells read so far, and their offsets
+        self.cells: dict[int, list[tuple[CellChunk, np.ndarray]]] = {}
 
     @property
     def pending(self) -> bool:
@@ -113,15 +113,16 @@ class ShardAssembler:
 
     def add(self, chunk: CellChunk) -> list[ReadyShard]:
         """Keep the chunk's cells that pending shards need; return the shards completed."""
-        arrived: dict[int, int] = {}
-        owners = self.owner[chunk.start : chunk.stop].tolist()
-        for offset, index in enumerate(owners):
-            if index in self.missing:
-                self.cells[chunk.start + offset] = (chunk, offset)
-                arrived[index] = arrived.get(index, 0) + 1
+        owners = self.plan.owners(chunk.start, chunk.stop)
+        by_shard = np.argsort(owners, kind="stable")  # each shard's offsets stay ascending
+        cuts = np.flatnonzero(np.diff(owners[by_shard])) + 1
         ready = []
-        for index in sorted(arrived):
-            self.missing[index] -= arrived[index]
+        for offsets in np.split(by_shard, cuts) if len(by_shard) else ():
+            index = int(owners[offsets[0]])
+            if index not in self.missing:
+                continue
+            self.cells.setdefault(index, []).append((chunk, offsets))
+            self.missing[index] -= len(offsets)
             if self.missing[index] == 0:
                 del self.missing[index]
                 ready.append(self._release(index))
@@ -129,14 +130,12 @@ class ShardAssembler:
 
     def _release(self, index: int) -> ReadyShard:
         shard = self.plan.shards[index]
-        cells = [self.cells.pop(row) for row in shard.rows.tolist()]
-        names = [str(chunk.names[offset]) for chunk, offset in cells]
-        # the shard's rows, gathered chunk by chunk (a shard spans one or a few chunks)
-        parts, first = [], 0
-        for last in range(1, len(cells) + 1):
-            if last == len(cells) or cells[last][0] is not cells[first][0]:
-                offsets = [offset for _, offset in cells[first:last]]
-                parts.append(cells[first][0].ranked.select(offsets))
-                first = last
-        vocabulary = cells[0][0].vocabulary
-        return ReadyShard(shard, names, RankedCells.concatenate(parts), vocabulary)
+        parts = self.cells.pop(index)
+        rows = np.concatenate([chunk.start + offsets for chunk, offsets in parts])
+        cells = RankedCells.concatenate([chunk.ranked.select(offsets) for chunk, offsets in parts])
+        names = np.concatenate([np.asarray(chunk.names)[offsets] for chunk, offsets in parts])
+        if not np.array_equal(rows, shard.rows):  # a group shard lists rows unit by unit
+            positions = np.searchsorted(rows, shard.rows)
+            cells, names = cells.select(positions), names[positions]
+        vocabulary = parts[0][0].vocabulary
+        return ReadyShard(shard, [str(name) for name in names.tolist()], cells, vocabulary)

@@ -33,3 +33,11 @@ def return_large_buffers(threshold: int = LARGE_BUFFER_BYTES) -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
+def release_arrow_memory() -> None:
+    """Hand the memory Arrow's pool keeps after freeing back to the system: reading and
+    writing a batch of Parquet rows leaves tens of MiB cached in it otherwise."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()

@@ -41,14 +41,30 @@ class ValueProfile:
         The largest value.
     empty_rows
         Rows with no positive value: they have no cell sentence.
-    genes_expressed
-        Positive values per row.
+    cells_by_genes_expressed
+        How many cells express each number of genes (index: genes), rather than a
+        count per cell: its size does not grow with the cells.
     """
 
     kind: str
     max_value: float
     empty_rows: np.ndarray
-    genes_expressed: np.ndarray
+    cells_by_genes_expressed: np.ndarray
+
+    def median_genes_expressed(self) -> float:
+        """The median over cells of the genes each expresses (as ``np.median`` gives it)."""
+        counts = self.cells_by_genes_expressed
+        n = int(counts.sum())
+        if n == 0:
+            return 0.0
+        below = np.cumsum(counts)
+        lower = int(np.searchsorted(below, (n - 1) // 2, side="right"))
+        upper = int(np.searchsorted(below, n // 2, side="right"))
+        return (lower + upper) / 2
+
+    def cells_expressing_between(self, low: int, high: int) -> int:
+        """Cells expressing at least ``low`` and fewer than ``high`` genes."""
+        return int(self.cells_by_genes_expressed[low:high].sum())
 
 
 @dataclass(frozen=True)
@@ -92,9 +108,7 @@ class InputFile:
             "value_kind": self.values.kind,
             "max_value": self.values.max_value,
             "empty_cells": len(self.values.empty_rows),
-            "median_genes_expressed": float(np.median(self.values.genes_expressed))
-            if self.n_obs
-            else 0.0,
+            "median_genes_expressed": float(self.values.median_genes_expressed()),
             "notes": list(self.notes),
         }
 
@@ -241,18 +255,26 @@ def scan_values(config: ReadingConfig, chunk_rows: int) -> ValueProfile:
         For NaN, infinite or negative values, and for empty cells unless they are skipped.
     """
     integral, max_value = True, 0.0
-    expressed = []
+    by_genes = np.zeros(1, dtype=np.int64)
+    empty = []
     with open_expression(config.input, layer=config.layer, use_raw=config.use_raw) as source:
         for start, stop in row_chunks(source.n_obs, chunk_rows):
             chunk = source.read_values(start, stop)  # no column indices: half the reads
-            _check_finite_non_negative(chunk, start, source.obs_names, config)
             data = chunk.data
+            lowest, highest = (data.min(), data.max()) if data.size else (0, 0)
+            _check_finite_non_negative(chunk, start, source.obs_names, config, lowest, highest)
             if data.size:
-                max_value = max(max_value, float(data.max()))
+                max_value = max(max_value, float(highest))
                 integral = integral and bool(np.all(data == np.round(data)))
-            expressed.append(_positive_per_row(chunk))
-        genes_expressed = np.concatenate(expressed) if expressed else np.zeros(0, np.int64)
-        empty_rows = np.flatnonzero(genes_expressed == 0)
+            expressed = _positive_per_row(chunk, all_positive=lowest > 0)
+            empty.append(start + np.flatnonzero(expressed == 0))
+            counts = np.bincount(expressed)
+            if len(counts) > len(by_genes):
+                by_genes = np.concatenate(
+                    [by_genes, np.zeros(len(counts) - len(by_genes), np.int64)]
+                )
+            by_genes[: len(counts)] += counts
+        empty_rows = np.concatenate(empty) if empty else np.zeros(0, np.int64)
         if len(empty_rows) and not config.skip_empty_cells:
             names = [_name(source.obs_names, r) for r in empty_rows[:EXAMPLES]]
             raise InputError(
@@ -265,22 +287,20 @@ def scan_values(config: ReadingConfig, chunk_rows: int) -> ValueProfile:
         if integral
         else ("log_normalised" if max_value < LOG_SCALE_MAX else "normalised")
     )
-    return ValueProfile(kind, max_value, empty_rows, genes_expressed)
+    return ValueProfile(kind, max_value, empty_rows, by_genes)
 
 
-def _positive_per_row(chunk) -> np.ndarray:
-    positive = chunk.data > 0
-    if positive.all():  # no stored zeros, as usual: a row's stored entries (20x faster)
-        return np.diff(chunk.indptr).astype(np.int32)
-    positive = np.concatenate([[0], np.cumsum(positive)])
-    counts = positive[chunk.indptr[1:]] - positive[chunk.indptr[:-1]]
-    return counts.astype(np.int32)  # kept for every cell: 4 MB at 1M
+def _positive_per_row(chunk, all_positive: bool) -> np.ndarray:
+    if all_positive:  # no stored zeros, as usual: a row's stored entries (20x faster)
+        return np.diff(chunk.indptr)
+    positive = np.concatenate([[0], np.cumsum(chunk.data > 0)])
+    return positive[chunk.indptr[1:]] - positive[chunk.indptr[:-1]]
 
 
-def _check_finite_non_negative(chunk, start: int, obs_names, config) -> None:
+def _check_finite_non_negative(chunk, start: int, obs_names, config, lowest, highest) -> None:
     data = chunk.data
-    if data.size == 0 or (np.isfinite(data.max()) and data.min() >= 0):
-        return  # two reductions, no masks: NaN and infinities show in the maximum
+    if data.size == 0 or (np.isfinite(highest) and lowest >= 0):
+        return  # the chunk's two reductions, no masks: NaN and infinities show in the maximum
     bad_finite = ~np.isfinite(data)
     if bad_finite.any():
         raise InputError(
@@ -319,9 +339,7 @@ def _notes(config: ReadingConfig, values: ValueProfile, names_repeat: bool) -> t
         )
     if len(values.empty_rows):
         notes.append(f"{len(values.empty_rows)} empty cell(s) get an empty prediction.")
-    short = int(
-        np.sum((values.genes_expressed > 0) & (values.genes_expressed < config.genes_per_cell))
-    )
+    short = values.cells_expressing_between(1, config.genes_per_cell)
     if short:
         notes.append(
             f"{short} cell(s) express fewer than {config.genes_per_cell} genes; their "

@@ -8,8 +8,9 @@ the same plan and skips the shards already committed.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,17 +46,58 @@ class Shard:
         return [self.rows[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
 
 
+class ConsecutiveShards(Sequence[Shard]):
+    """The shards of a single-cell plan, each made when asked: shard ``i`` holds rows
+    ``i * shard_cells`` onwards, so a plan of a million cells holds no array per cell."""
+
+    def __init__(self, n_cells: int, shard_cells: int) -> None:
+        self.n_cells = n_cells
+        self.shard_cells = shard_cells
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_cells / self.shard_cells)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"shard {index} of {len(self)}")
+        start = index * self.shard_cells
+        rows = np.arange(start, min(start + self.shard_cells, self.n_cells), dtype=np.int64)
+        return Shard(index, rows, np.arange(len(rows) + 1, dtype=np.int64))
+
+    def cells_in(self, indices: Collection[int]) -> int:
+        """Cells of the shards ``indices`` (distinct; the last shard may be short)."""
+        last = len(self) - 1
+        missing = (last + 1) * self.shard_cells - self.n_cells if last in indices else 0
+        return len(indices) * self.shard_cells - missing
+
+
 @dataclass(frozen=True)
 class ShardPlan:
     """Every shard of a run; together they hold every input row exactly once."""
 
-    shards: tuple[Shard, ...]
+    shards: Sequence[Shard]
     n_cells: int
     group_size: int | None = None
 
-    def shard_of_row(self) -> np.ndarray:
-        """The shard index of every input row."""
-        owner = np.full(self.n_cells, -1, dtype=np.int32)  # 4 bytes a cell: 4 MB at 1M
+    def cells_in(self, indices: Collection[int]) -> int:
+        """Cells of the shards ``indices`` (distinct), without making their row arrays."""
+        if isinstance(self.shards, ConsecutiveShards):
+            return self.shards.cells_in(indices)
+        return sum(self.shards[i].n_cells for i in indices)
+
+    def owners(self, start: int, stop: int) -> np.ndarray:
+        """The shard index of each input row ``start:stop`` (-1 for a row in none)."""
+        if isinstance(self.shards, ConsecutiveShards):
+            return np.arange(start, stop, dtype=np.int64) // self.shards.shard_cells
+        return self._owner[start:stop]
+
+    @functools.cached_property
+    def _owner(self) -> np.ndarray:
+        owner = np.full(self.n_cells, -1, dtype=np.int32)  # group runs: 4 bytes a cell
         for shard in self.shards:
             owner[shard.rows] = shard.index
         return owner
@@ -63,11 +105,7 @@ class ShardPlan:
 
 def single_cell_plan(n_cells: int, shard_cells: int) -> ShardPlan:
     """Consecutive rows, one cell per unit, ``shard_cells`` cells per shard."""
-    shards = []
-    for index, start in enumerate(range(0, n_cells, shard_cells)):
-        rows = np.arange(start, min(start + shard_cells, n_cells), dtype=np.int64)
-        shards.append(Shard(index, rows, np.arange(len(rows) + 1, dtype=np.int64)))
-    return ShardPlan(tuple(shards), n_cells)
+    return ShardPlan(ConsecutiveShards(n_cells, shard_cells), n_cells)
 
 
 def split_evenly(rows: np.ndarray, max_size: int) -> list[np.ndarray]:

@@ -72,6 +72,17 @@ class ObsColumn:
         return [by_code[c] for c in self.values.tolist()]
 
 
+#: the row columns `RowTally` counts requests from
+_REQUEST_COLUMNS = (
+    "group_id",
+    "group_size",
+    "tissue",
+    "prompt_tokens",
+    "output_tokens",
+    "finish_reason",
+)
+
+
 class RowTally:
     """Counts, sums and ``obs`` columns of a run's rows, fed in input order.
 
@@ -131,7 +142,11 @@ class RowTally:
 
     def _add_requests(self, rows: pa.Table) -> None:
         """One request per answered cell, or per group (the group's first cell)."""
-        answered = rows.filter(pc.not_equal(rows.column("status"), "empty_cell"))
+        # only the columns counted here: filtering the whole batch would copy all of it
+        answered = rows.select(_REQUEST_COLUMNS)
+        empty = pc.equal(rows.column("status"), "empty_cell")
+        if pc.any(empty).as_py():
+            answered = answered.filter(pc.invert(empty))
         if answered.num_rows and answered.column("group_id").null_count < answered.num_rows:
             first = []
             for i, group in enumerate(answered.column("group_id").to_pylist()):

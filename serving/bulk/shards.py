@@ -103,7 +103,7 @@ class ShardStore:
     def record_progress(self, done: Iterable[int], plan: ShardPlan) -> None:
         """Rewrite the progress record (for people and monitors; the shards decide)."""
         done = sorted(done)
-        cells = sum(plan.shards[i].n_cells for i in done)
+        cells = plan.cells_in(done)
         atomic.write_json(
             self.out / PROGRESS,
             {

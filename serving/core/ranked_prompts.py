@@ -60,6 +60,7 @@ class RankedPrompts:
             self.unknown = np.zeros(len(symbols), dtype=bool)
         else:
             self.unknown = np.fromiter((s not in model_genes for s in symbols), bool, len(symbols))
+        self.any_flagged = bool(self.ensembl.any() or self.unknown.any())
         self._params: dict[tuple[str, int], GenerationParams] = {}
 
     def build(
@@ -99,6 +100,8 @@ class RankedPrompts:
 
     def _refused(self, cells: RankedCells) -> bool:
         """Whether a cell may fail the gene checks (Ensembl ids, genes the model lacks)."""
+        if not self.any_flagged:  # no such gene in the dataset: no cell can fail
+            return False
         lengths = cells.lengths
         row_of = np.repeat(np.arange(len(cells)), lengths)
         for flags in (self.ensembl, self.unknown):

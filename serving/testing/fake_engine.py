@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -86,6 +87,8 @@ class FakeEngine:
         self.dead = False
         self.limits = EngineLimits("fake", max_model_len, 50304, 0, 256, None, "none", "none")
         self._reply_ids: dict[str, list[int]] = {}
+        self._texts: dict[tuple[int, ...], str] = {}  # decoded answers of `complete`
+        self._completed = itertools.count()
 
     async def generate(
         self, prompt_ids: Sequence[int], params: GenerationParams, request_id: str | None = None
@@ -171,12 +174,19 @@ class FakeEngine:
                 self._logprobs([*context, *tokens[:i]], token, params)[0]
                 for i, token in enumerate(tokens)
             )
-        text = self.decode(tokens)
+        tokens = tuple(tokens)
+        text = self._texts.get(tokens)
+        if text is None:
+            if len(self._texts) >= 4096:
+                self._texts.clear()
+            text = self._texts[tokens] = self.decode(tokens)
         reason = self._reason(len(tokens), params)
         outputs = tuple(
-            GeneratedSequence(n, text, tuple(tokens), reason, logprobs) for n in range(params.n)
+            GeneratedSequence(n, text, tokens, reason, logprobs) for n in range(params.n)
         )
-        return Completion(request_id or uuid.uuid4().hex, len(prompt_ids), outputs)
+        # a counter, not a uuid4 (7 us): unique within the engine, as vLLM needs
+        request_id = request_id or f"fake-{next(self._completed)}"
+        return Completion(request_id, len(prompt_ids), outputs)
 
     async def health(self) -> None:
         if self.dead:

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import tokenizer_ext.ranking as ranking
+import tokenizer_ext.row_order as row_order
 from tokenizer_ext import GeneVocabulary, RankedCells, cell_sentences, rank_cells
 
 
@@ -46,7 +47,8 @@ def test_large_integer_counts_rank_correctly():
 
 def test_sorting_in_many_small_blocks_gives_the_same_result(pbmc_raw, monkeypatch):
     expected = {t: cell_sentences(pbmc_raw, tie_break=t) for t in ("stable", "c2s")}
-    monkeypatch.setattr(ranking, "_SORT_BLOCK_ELEMENTS", 1000)  # ~2 rows per block
+    monkeypatch.setattr(ranking, "SORT_BLOCK_ELEMENTS", 1000)  # ~1 row per block
+    monkeypatch.setattr(row_order, "SORT_BLOCK_ELEMENTS", 1000)
     for tie_break, sentences in expected.items():
         assert cell_sentences(pbmc_raw, tie_break=tie_break) == sentences
 
@@ -107,3 +109,21 @@ def test_top_k_of_wide_rows_equals_the_full_ranking_cut(tie_break):
     assert cut.lengths.tolist() == [200] * 40
     for row in range(40):
         assert cut.row(row).tolist() == full.row(row)[:200].tolist()
+
+
+@pytest.mark.parametrize("tie_break", ["c2s", "stable"])
+def test_negative_zero_and_float64_zeros_are_dropped_before_and_after_the_top_k_cut(tie_break):
+    # float64 values that float32 cannot hold are ranked by dense rank, where zero must
+    # still be told apart; -0.0 is a zero too
+    dense = np.array(
+        [[0.5, -0.0, 1.0 + 1e-12, 0.0, 1.0, 2.0], [-0.0, 0.0, 3.0, 0.0, 0.0, 0.0]],
+        dtype=np.float64,
+    )
+    stored = np.where(dense == 0, -0.0, dense).ravel()  # every zero stored, as -0.0
+    matrix = sp.csr_matrix((stored, np.tile(np.arange(6), 2), [0, 6, 12]), shape=(2, 6))
+    for top_k, expected in ((None, [[5, 2, 4, 0], [2]]), (3, [[5, 2, 4], [2]])):
+        rng = np.random.RandomState(0) if tie_break == "c2s" else None
+        ranked = ranking.rank_csr(
+            matrix, np.arange(6, dtype=np.int32), tie_break=tie_break, rng=rng, top_k=top_k
+        )
+        assert [ranked.row(i).tolist() for i in range(2)] == expected
