@@ -11,6 +11,7 @@ from models.training.examples import (
     MULTI_CELLS,
     PREDICTION_GENES,
 )
+from models.training.pilots import pilot_table, read_pilots
 
 SCORE_NAMES = {
     "cell_type_prediction": "accuracy",
@@ -58,12 +59,30 @@ def _regularisation(training: dict) -> str:
     s = training["settings"]
     if not (s.get("dropout") or s.get("ema_decay") or s.get("gene_dropout")):
         return ""
+    augmentation = _augmentation(s)
     return f"""Against overfitting the {training["train_cells"]} training cells: dropout {s["dropout"]} (attention and
 hidden), {s["gene_dropout"]:.0%} of a cell's genes dropped at random (order kept) before a cell type
-prediction prompt takes its top genes, and the saved weights are the moving average (decay
+prediction prompt takes its top genes,{augmentation} and the saved weights are the moving average (decay
 {s["ema_decay"]}) of the trained ones. These settings were fixed before the run; the held-out
 curve below is only logged, and no step or setting was chosen on the held-out cells
 (`--validation-cells` runs a pilot on a split of the training cells instead)."""
+
+
+def _augmentation(s: dict) -> str:
+    """The re-ranking augmentations of cell type prediction prompts, when the run used them."""
+    parts = []
+    if s.get("expression_noise"):
+        parts.append(
+            f" each such cell ranked again from its log expression plus Gaussian noise (sd "
+            f"{s['expression_noise']}; most genes tie at one or two counts, and C2S orders ties "
+            "by one fixed draw)"
+        )
+    if s.get("cell_mixing"):
+        parts.append(
+            f" {s['cell_mixing']:.0%} of them a pseudo-cell (the mean counts of two training "
+            "cells of the same type)"
+        )
+    return ",".join(parts) + ("," if parts else "")
 
 
 def _sharing(training: dict) -> str:
@@ -85,7 +104,7 @@ def task_table(metrics: dict, training: dict) -> str:
     return "\n".join(rows)
 
 
-def render_card(metrics: dict, training: dict) -> str:
+def render_card(metrics: dict, training: dict, pilots: list[dict] = ()) -> str:
     """The model card's Markdown."""
     b = metrics["baselines"]
     s = training["settings"]
@@ -151,6 +170,8 @@ tokenizer and training on a 2-core CPU{_sharing(training)}, plus
 
 {_regularisation(training)}
 
+{pilot_table(list(pilots))}
+
 {curve_table(training)}
 
 Reproduce (from the repository root, in the project's virtual environment):
@@ -161,10 +182,11 @@ which runs `python -m models.training` (train, then evaluate and rewrite this ca
 
 Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_config.json`,
 `special_tokens_map.json`, `gene_vocabulary.txt` (the 765 genes; `PromptBuilder` measures
-tokens per gene and `Decoder` checks genes against it), `training.json`, `metrics.json`.
+tokens per gene and `Decoder` checks genes against it), `training.json`, `metrics.json`,
+`pilots.json` (the pilot runs the recipe was chosen on).
 """
 
 
 def write_model_card(model_dir: Path, metrics: dict, training: dict) -> None:
-    """Write ``README.md`` into the model directory."""
-    (model_dir / "README.md").write_text(render_card(metrics, training))
+    """Write ``README.md`` into the model directory (with its pilots, when recorded)."""
+    (model_dir / "README.md").write_text(render_card(metrics, training, read_pilots(model_dir)))

@@ -38,18 +38,26 @@ def write_dataset(path: Path) -> None:
         sc.datasets.pbmc68k_reduced().write_h5ad(temp)
 
 
-def held_out_accuracy(predictions: Path, dataset: Path) -> tuple[float, int]:
-    """Accuracy on the held-out part of the demo checkpoint's split, and its size."""
+def held_out_rows(model: Path) -> list[int] | None:
+    """Rows of pbmc68k_reduced the checkpoint held out, as its ``training.json`` records
+    them (``None`` for a checkpoint that does not)."""
+    import json
+
+    record = model / "training.json"
+    if not record.is_file():
+        return None
+    return json.loads(record.read_text()).get("held_out_rows")
+
+
+def held_out_accuracy(predictions: Path, dataset: Path, rows: list[int]) -> float:
+    """Accuracy on the held-out rows of the demo checkpoint's split."""
     import anndata
 
-    from models.training.dataset import stratified_split
-
     labels = [str(x) for x in anndata.read_h5ad(dataset, backed="r").obs[LABEL_KEY]]
-    _, held_out = stratified_split(labels)
     table = pq.read_table(predictions, columns=["row", "prediction"]).sort_by("row")
     predicted = np.asarray(table.column("prediction").to_pylist(), dtype=object)
     truth = np.asarray(labels, dtype=object)
-    return float(np.mean(predicted[held_out] == truth[held_out])), len(held_out)
+    return float(np.mean(predicted[rows] == truth[rows]))
 
 
 def demo(
@@ -88,9 +96,12 @@ def demo(
         console.print(f"engine logs: {log_file}")
     result = run_job(config)
     print_summary(result)
-    accuracy, n = held_out_accuracy(result.files["predictions"], dataset)
+    rows = held_out_rows(model)
+    if rows is None:
+        return
+    accuracy = held_out_accuracy(result.files["predictions"], dataset, rows)
     console.print(
-        f"held-out accuracy: [bold]{accuracy:.1%}[/bold] on the {n} cells the checkpoint was "
-        f"not trained on (its 80/20 split of bulk_labels, seed 0; the other "
-        f"{result.report['cells']['total'] - n} cells were training cells)"
+        f"held-out accuracy: [bold]{accuracy:.1%}[/bold] on the {len(rows)} cells the checkpoint "
+        f"was not trained on (its 80/20 split of bulk_labels, seed 0; the other "
+        f"{result.report['cells']['total'] - len(rows)} cells were training cells)"
     )

@@ -17,6 +17,7 @@ FILES = (
     "gene_vocabulary.txt",
     "training.json",
     "metrics.json",
+    "pilots.json",
     "README.md",
 )
 
@@ -131,3 +132,42 @@ def test_boolean_settings_turn_on_and_off():
 
     assert parse_args(["--bf16"])[1].bf16 is True
     assert parse_args(["--no-bf16"])[1].bf16 is False
+
+
+def test_the_card_shows_the_pilots_the_recipe_was_chosen_on():
+    """The recipe's settings came from pilots on training cells; the card lists them."""
+    from models.training.pilots import read_pilots
+
+    pilots = read_pilots(DEMO)
+    training = json.loads((DEMO / "training.json").read_text())
+    card = (DEMO / "README.md").read_text()
+    assert pilots, "pilots.json records the pilot runs"
+    for pilot in pilots:
+        assert (pilot["train_cells"], pilot["validation_cells"]) == (448, 112)
+        exact = " / ".join(f"{100 * p['greedy_exact']:.1f}%" for p in pilot["curve"])
+        assert f"| {pilot['name']} |" in card and exact in card
+    # the committed recipe is one pilot's, trained on every training cell
+    recipe = {k: v for k, v in training["settings"].items() if k != "validation_cells"}
+    chosen = [
+        p["name"]
+        for p in pilots
+        if {**p["settings"], "validation_cells": 0} == {**recipe, "validation_cells": 0}
+    ]
+    assert len(chosen) == 1
+
+
+def test_a_run_without_validation_cells_is_not_a_pilot(tmp_path):
+    from models.training.pilots import summarise
+
+    (tmp_path / "training.json").write_text((DEMO / "training.json").read_text())
+    with pytest.raises(ValueError, match="not a pilot"):
+        summarise(tmp_path)
+
+
+def test_the_checkpoint_records_its_held_out_rows():
+    """`c2s demo` scores the rows training.json names: the fixed 80/20 split's 140."""
+    from models.training.dataset import load_demo_data
+
+    training = json.loads((DEMO / "training.json").read_text())
+    assert training["held_out_rows"] == load_demo_data().held_out.tolist()
+    assert len(training["held_out_rows"]) == training["held_out_cells"] == 140

@@ -67,3 +67,26 @@ def test_tokenizer_ext_imports_nothing_of_serving():
 def test_the_probe_catches_a_violation():
     with pytest.raises(AssertionError, match="layer violation: ray"):
         _import_with_blocked(("ray",), ("serving.ray_serve.deployments",))
+
+
+def test_no_product_source_imports_the_tooling_even_inside_a_function():
+    """Imports inside functions escape the import probe until they run (``c2s demo`` once
+    imported ``models`` only after its job, and failed there outside the repository)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in [*root.glob("serving/**/*.py"), *root.glob("tokenizer_ext/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            found += [
+                f"{path.relative_to(root)}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] in TOOLING
+            ]
+    assert found == []

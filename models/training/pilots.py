@@ -1,0 +1,84 @@
+"""The pilot runs that chose the demo's recipe, recorded beside the checkpoint.
+
+A pilot (``--validation-cells 112``) trains on 448 training cells and logs its curve on the
+other 112, never on the 140 held-out cells. ``pilots.json`` keeps each pilot's settings
+that differ from the recipe's defaults and its last curve points, and the model card shows
+them, so a reader can see what the recipe was chosen on.
+
+Run with ``python -m models.training.pilots --model DIR PILOT_DIR...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from models.training.train import DEFAULT_OUT, TrainSettings
+
+PILOTS_FILE = "pilots.json"
+#: curve points kept per pilot (the end of training, where the recipes differ)
+LAST_POINTS = 3
+
+
+def summarise(pilot_dir: Path) -> dict:
+    """One pilot's changed settings, validation size and last curve points."""
+    training = json.loads((pilot_dir / "training.json").read_text())
+    defaults = asdict(TrainSettings())
+    settings = training["settings"]
+    if not settings.get("validation_cells"):
+        raise ValueError(f"{pilot_dir} is not a pilot run (no --validation-cells)")
+    changed = {
+        k: v for k, v in settings.items() if k != "validation_cells" and defaults.get(k) != v
+    }
+    return {
+        "name": pilot_dir.name,
+        "changed_settings": changed,
+        "settings": settings,
+        "train_cells": training["train_cells"],
+        "validation_cells": settings["validation_cells"],
+        "curve": training["held_out_curve"][-LAST_POINTS:],
+        "seconds_per_step": training.get("seconds_per_step"),
+    }
+
+
+def pilot_table(pilots: list[dict]) -> str:
+    """The pilots as Markdown: settings, then validation answer loss and greedy-exact share."""
+    if not pilots:
+        return ""
+    first = pilots[0]
+    rows = [
+        f"The recipe was chosen on pilot runs ({first['train_cells']} training cells, curve "
+        f"on {first['validation_cells']} others; the held-out cells unused), last curve points:",
+        "",
+        "| pilot | settings changed from the recipe before the pilots | answer loss | greedy exact |",
+        "| --- | --- | --- | --- |",
+    ]
+    for p in pilots:
+        changed = ", ".join(f"`{k}` {v}" for k, v in p["changed_settings"].items()) or "none"
+        loss = " / ".join(f"{point['answer_loss']:.3f}" for point in p["curve"])
+        exact = " / ".join(f"{100 * point['greedy_exact']:.1f}%" for point in p["curve"])
+        rows.append(f"| {p['name']} | {changed} | {loss} | {exact} |")
+    steps = "/".join(str(point["step"]) for point in first["curve"])
+    rows += ["", f"(at steps {steps})"]
+    return "\n".join(rows)
+
+
+def read_pilots(model_dir: Path) -> list[dict]:
+    """The pilots recorded beside a checkpoint, or none."""
+    path = model_dir / PILOTS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("pilots", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    pilots = [summarise(p) for p in args.pilots]
+    (args.model / PILOTS_FILE).write_text(json.dumps(pilots, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
