@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,12 @@ INFO_LINE = re.compile(r"\bINFO\b")
 
 @pytest.mark.slow
 def test_c2s_demo_prints_its_own_lines_and_routes_vllm_logs_to_a_file(tmp_path):
+    # the installed entry point, away from the repository root, as `make demo` runs it: the
+    # tooling beside the product (models/, benchmarks/) is not importable there
+    c2s = Path(sys.executable).parent / "c2s"
     run = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "demo", "--out", str(tmp_path)],
+        [str(c2s), "demo", "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=900,
@@ -32,7 +37,7 @@ def test_c2s_demo_prints_its_own_lines_and_routes_vllm_logs_to_a_file(tmp_path):
     assert any(line.startswith("700 cells annotated (700 now, 0 resumed)") for line in lines)
     assert any(line.startswith("accuracy against bulk_labels: ") for line in lines)
     assert any(line.startswith("held-out accuracy: ") for line in lines)
-    log = (tmp_path / "engine.log").read_text()
+    log = (tmp_path / "out" / "engine.log").read_text()
     assert INFO_LINE.search(log) and "vllm" in log
     # the engine core is a child process: its lines land in the same file, and so does what
     # C++ code and progress bars write to its stderr
