@@ -32,6 +32,7 @@ SUITES = (
     "tokenizer",
     "bulk",
     "atlas_scaling",
+    "distributed",
 )
 
 
@@ -96,6 +97,7 @@ def _suite_sections(results: dict[str, dict]) -> list[str]:
         "tokenizer": suites.tokenizer_context,
         "bulk": suites.bulk_context,
         "atlas_scaling": suites.atlas_scaling_context,
+        "distributed": suites.distributed_context,
         "serving_overhead": overhead_context,
     }
     out = [fill(name, build[name](results[name])) for name in SUITES if name in results]

@@ -231,6 +231,34 @@ def atlas_scaling_context(scaling: dict) -> dict:
     return {"data": scaling, "rows": rows, "ratios": ratios, "goals": goals}
 
 
+def distributed_context(record: dict) -> dict:
+    """``c2s annotate --mode distributed`` against the local run, per part (instant, demo)."""
+    parts = []
+    for name in ("instant", "demo"):
+        part = record.get(name) or {}
+        rows = [
+            [
+                run,
+                fmt(r.get("cells_per_s"), 1),
+                fmt(r.get("driver_peak_rss_mib"), 0),
+                fmt(r.get("largest_ray_process_peak_rss_mib"), 0),
+                {True: "yes", False: "NO"}.get(r.get("same_shards_as_local"), "-"),
+            ]
+            for run, r in (part.get("runs") or {}).items()
+        ]
+        ratio = part.get("two_over_one_workers") or part.get("distributed_over_local")
+        parts.append(
+            {
+                "name": name,
+                "input": part.get("input", ""),
+                "rows": rows,
+                "ratio": ratio,
+                "not_measured": part.get("not_measured"),
+            }
+        )
+    return {"data": record, "parts": parts}
+
+
 def _cpu_speed_ratio(runs: list[dict], workers: int, cells: int) -> float | None:
     """Cells per CPU-second at ``cells`` over the smallest size's (load does not move it)."""
     measured = sorted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -202,3 +203,13 @@ def test_atlas_scaling_ratios_compare_the_largest_size_with_10k():
     }
     runs[0]["answering_peak_rss_mib"], runs[1]["answering_peak_rss_mib"] = 40, 46
     assert scaling_ratios(runs)["1"]["answering_peak_rss"] == 1.15
+
+
+def test_the_distributed_section_shows_each_part_from_its_result(report):
+    text = section(report[0], "## The bulk job distributed")
+    assert row(text, "distributed_2_workers")[1:] == ["720.0", "320", "360", "NO"]
+    assert row(text, "local")[1:] == ["500.0", "300", "100", "-"]
+    assert "Two workers over one: 1.80x" in text
+    cores = json.loads((FIXTURES / "distributed.json").read_text())["machine"]["usable_cpus"]
+    assert f"the machine has {cores} cores" in text
+    assert "Not measured: the engine did not start in time" in text
