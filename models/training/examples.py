@@ -111,6 +111,10 @@ class ExampleDrawer:
         self.cell_mixing = cell_mixing
         self._vocab = GeneVocabulary(list(data.genes))
         self.cells = np.asarray(cells)
+        # same-type cells of the pool, in pool order, for pseudo-cells (``cell_mixing``)
+        self._cells_of_type: dict[str, list[int]] = {}
+        for c in self.cells:
+            self._cells_of_type.setdefault(data.labels[c], []).append(int(c))
         self.registry = registry
         self.rng = np.random.default_rng(seed)
         self._draw: dict[str, Callable[[], tuple[dict, dict[str, str], tuple[str, ...]]]] = {
@@ -175,8 +179,7 @@ class ExampleDrawer:
         values = self.data.expression[cell]
         if not self.cell_mixing or self.rng.random() >= self.cell_mixing:
             return values
-        label = self.data.labels[cell]
-        peers = [int(c) for c in self.cells if self.data.labels[c] == label and c != cell]
+        peers = [c for c in self._cells_of_type.get(self.data.labels[cell], []) if c != cell]
         if not peers:
             return values
         other = self.data.expression[peers[int(self.rng.integers(len(peers)))]]

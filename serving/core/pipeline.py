@@ -86,7 +86,33 @@ class EmbeddingsUnavailable(InvalidRequest):
         )
 
 
-class LocalPipeline:
+class InProcessEngineCalls:
+    """A pipeline's engine calls, answered by an engine in this process.
+
+    `LocalPipeline` is one; `serving.ray_serve.ray_pipeline.RayPipeline` uses one where
+    the engine runs in the ingress replica (``AppConfig.ingress = "engine"``).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        return await self.engine.complete(prompt.token_ids, params)
+
+    def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
+        return self.engine.generate(prompt.token_ids, params)
+
+    async def health(self) -> None:
+        await self.engine.health()
+
+    async def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    async def engine_load(self) -> int:
+        return self.engine.num_unfinished_requests()
+
+
+class LocalPipeline(InProcessEngineCalls):
     """All stages in this process: the plain classes, called directly.
 
     ``embedder`` is the optional pooling engine behind `embed`.
@@ -99,8 +125,8 @@ class LocalPipeline:
         decoder: DecodeStage,
         embedder: Embedder | None = None,
     ) -> None:
+        super().__init__(engine)
         self.builder = builder
-        self.engine = engine
         self.decoder = decoder
         self.embedder = embedder
 
@@ -112,23 +138,8 @@ class LocalPipeline:
     ) -> list[PreparedPrompt]:
         return self.builder.build_ranked(request, offset)
 
-    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
-        return await self.engine.complete(prompt.token_ids, params)
-
-    def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
-        return self.engine.generate(prompt.token_ids, params)
-
     async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         return self.decoder.decode(jobs)
-
-    async def health(self) -> None:
-        await self.engine.health()
-
-    async def limits(self) -> EngineLimits:
-        return self.engine.limits
-
-    async def engine_load(self) -> int:
-        return self.engine.num_unfinished_requests()
 
     async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
         return self.builder.encode_texts(texts)

@@ -24,6 +24,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serving.core.pipeline import InProcessEngineCalls
 from serving.core.stages import (
     BuildStage,
     DecodedResult,
@@ -47,7 +48,7 @@ from serving.engine import (
 )
 from serving.engine.checkpoint import local_model_dir
 from serving.ray_serve.config import AppConfig, ReplicaConfig
-from serving.ray_serve.ray_pipeline import InProcessEngine, RayPipeline
+from serving.ray_serve.ray_pipeline import RayPipeline
 from serving.settings import C2SSettings
 
 
@@ -122,7 +123,7 @@ class GatewayServer:
     def __init__(
         self,
         config: AppConfig,
-        engine: DeploymentHandle | InProcessEngine,
+        engine: DeploymentHandle | InProcessEngineCalls,
         builder: DeploymentHandle,
         decoder: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
@@ -169,7 +170,7 @@ class EngineGatewayServer(EngineServer, GatewayServer):
     ) -> None:
         await EngineServer.__init__(self, config.engine)
         GatewayServer.__init__(
-            self, config, InProcessEngine(self.engine), builder, decoder, embedder
+            self, config, InProcessEngineCalls(self.engine), builder, decoder, embedder
         )
 
 

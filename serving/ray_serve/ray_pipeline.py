@@ -1,8 +1,8 @@
 """`RayPipeline`: the serving core's `Pipeline` over Ray Serve deployment handles.
 
-The engine side is a `RemoteEngine` (the ``Engine`` deployment's handle) or an
-`InProcessEngine` (``AppConfig.ingress = "engine"``: the engine in the ingress replica's own
-process); both answer the same calls, so the pipeline does not care which.
+The engine side is a `RemoteEngine` (the ``Engine`` deployment's handle) or the core's
+`InProcessEngineCalls` (``AppConfig.ingress = "engine"``: the engine in the ingress replica's
+own process); both answer the same calls, so the pipeline does not care which.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from serving.core.errors import C2SError, EngineUnavailable
-from serving.core.pipeline import EmbeddingsUnavailable
+from serving.core.pipeline import EmbeddingsUnavailable, InProcessEngineCalls
 from serving.core.stages import (
     BuildStage,
     DecodedResult,
@@ -26,7 +26,6 @@ from serving.core.stages import (
 from serving.engine import (
     Completion,
     Embedding,
-    Engine,
     EngineLimits,
     GenerationParams,
     StepOutput,
@@ -67,18 +66,19 @@ async def _awaited(response: Any, *, engine: bool = False) -> Any:
 
 
 class RemoteEngine:
-    """The ``Engine`` deployment over its handle: each call one Ray call."""
+    """The ``Engine`` deployment over its handle, with `InProcessEngineCalls`'s calls:
+    each call one Ray call."""
 
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
 
-    async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
-        return await _awaited(self.handle.complete.remote(prompt_ids, params), engine=True)
+    async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
+        return await _awaited(self.handle.complete.remote(prompt.token_ids, params), engine=True)
 
-    async def generate(
-        self, prompt_ids: Sequence[int], params: GenerationParams
+    async def stream(
+        self, prompt: PreparedPrompt, params: GenerationParams
     ) -> AsyncIterator[StepOutput]:
-        steps = self.handle.options(stream=True).generate.remote(prompt_ids, params)
+        steps = self.handle.options(stream=True).generate.remote(prompt.token_ids, params)
         finished = False
         try:
             async for step in steps:
@@ -96,39 +96,14 @@ class RemoteEngine:
     async def limits(self) -> EngineLimits:
         return await _awaited(self.handle.limits.remote(), engine=True)
 
-    async def load(self) -> int:
+    async def engine_load(self) -> int:
         return await _awaited(self.handle.num_unfinished_requests.remote(), engine=True)
-
-
-class InProcessEngine:
-    """An engine in this process with `RemoteEngine`'s calls (``AppConfig.ingress =
-    "engine"``): no Ray call on the way."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
-        return await self.engine.complete(prompt_ids, params)
-
-    def generate(
-        self, prompt_ids: Sequence[int], params: GenerationParams
-    ) -> AsyncIterator[StepOutput]:
-        return self.engine.generate(prompt_ids, params)
-
-    async def health(self) -> None:
-        await self.engine.health()
-
-    async def limits(self) -> EngineLimits:
-        return self.engine.limits
-
-    async def load(self) -> int:
-        return self.engine.num_unfinished_requests()
 
 
 class RayPipeline:
     """`serving.core.pipeline.Pipeline` over deployment handles.
 
-    ``engine`` is the ``Engine`` deployment's handle, or an `InProcessEngine` where the
+    ``engine`` is the ``Engine`` deployment's handle, or `InProcessEngineCalls` where the
     engine runs in this process. With ``inline`` (the plain build and decode stages in
     this process), chunks of at most ``inline_max_items`` are built and parsed here
     instead of on the replicas: one small request then makes at most one Ray call, to the
@@ -137,7 +112,7 @@ class RayPipeline:
 
     def __init__(
         self,
-        engine: DeploymentHandle | InProcessEngine,
+        engine: DeploymentHandle | InProcessEngineCalls,
         builder: DeploymentHandle,
         decoder: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
@@ -145,7 +120,7 @@ class RayPipeline:
         inline: tuple[BuildStage, DecodeStage] | None = None,
         inline_max_items: int = 0,
     ) -> None:
-        self.engine = engine if isinstance(engine, InProcessEngine) else RemoteEngine(engine)
+        self.engine = engine if isinstance(engine, InProcessEngineCalls) else RemoteEngine(engine)
         self.builder, self.decoder, self.embedder = builder, decoder, embedder
         self.inline = inline
         self.inline_max_items = inline_max_items if inline is not None else 0
@@ -156,10 +131,10 @@ class RayPipeline:
         return await _awaited(self.builder.build.remote(list(jobs), offset))
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
-        return await self.engine.complete(prompt.token_ids, params)
+        return await self.engine.complete(prompt, params)
 
     def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
-        return self.engine.generate(prompt.token_ids, params)
+        return self.engine.stream(prompt, params)
 
     async def decode(self, jobs: Sequence[DecodeRequest]) -> list[DecodedResult]:
         if len(jobs) <= self.inline_max_items:
@@ -173,7 +148,7 @@ class RayPipeline:
         return await self.engine.limits()
 
     async def engine_load(self) -> int:
-        return await self.engine.load()
+        return await self.engine.engine_load()
 
     async def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
         if self.inline is not None:  # tokenising a few answer texts: cheaper than a hop
