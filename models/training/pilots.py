@@ -52,16 +52,15 @@ def pilot_table(pilots: list[dict]) -> str:
         f"The recipe was chosen on pilot runs ({first['train_cells']} training cells, curve "
         f"on {first['validation_cells']} others; the held-out cells unused), last curve points:",
         "",
-        "| pilot | settings changed from the recipe before the pilots | answer loss | greedy exact |",
-        "| --- | --- | --- | --- |",
+        "| pilot | settings that differ from the recipe | at steps | answer loss | greedy exact |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for p in pilots:
         changed = ", ".join(f"`{k}` {v}" for k, v in p["changed_settings"].items()) or "none"
+        steps = "/".join(str(point["step"]) for point in p["curve"])
         loss = " / ".join(f"{point['answer_loss']:.3f}" for point in p["curve"])
         exact = " / ".join(f"{100 * point['greedy_exact']:.1f}%" for point in p["curve"])
-        rows.append(f"| {p['name']} | {changed} | {loss} | {exact} |")
-    steps = "/".join(str(point["step"]) for point in first["curve"])
-    rows += ["", f"(at steps {steps})"]
+        rows.append(f"| {p['name']} | {changed} | {steps} | {loss} | {exact} |")
     return "\n".join(rows)
 
 
