@@ -40,6 +40,9 @@ class FixedSampling:
     async def complete(self, prompt, params):
         return await self._stages.complete(prompt, self._params)
 
+    async def complete_many(self, requests):
+        return await self._stages.complete_many([(p, self._params) for p, _ in requests])
+
     def stream(self, prompt, params):
         return self._stages.stream(prompt, self._params)
 

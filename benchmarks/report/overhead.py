@@ -134,6 +134,8 @@ def overhead_context(data: dict) -> dict:
     ]
     return {
         "not_measured": None,
+        "occupancy_rows": [_occupancy_row(label, d, data) for label, d in _closed_loops(data)],
+        "why": why_facts(data),
         "profile_rows": profile_rows,
         "step_rows": _step_rows(data.get("steps") or {}),
         "steps_note": (data.get("steps") or {}).get("note"),
@@ -182,3 +184,95 @@ def _step_rows(steps: dict) -> list[list]:
                 ]
             )
     return rows
+
+
+def _closed_loops(data: dict) -> list[tuple[str, dict]]:
+    a, c2s = data.get("a_vllm") or {}, data.get("c2s") or {}
+    loops = [("(a) vLLM, completions, streamed", a.get("closed_loop"))]
+    for key, d in (c2s.get("openai") or {}).items():
+        loops.append((f"(b) c2s {key.replace('_', ', ')}", d))
+    return [(label, d) for label, d in loops if d]
+
+
+def _machine_ms_per_s(data: dict) -> int:
+    return 1000 * int((data.get("machine") or {}).get("logical_cpus") or 0)
+
+
+def occupancy(d: dict, machine_ms_per_s: int) -> dict:
+    """Where a loop's CPU went: every process per second, and per request the engine's two
+    processes and everything outside them (the layers above it and the load client)."""
+    rps, cpu = d["requests_per_s"], d["cpu_ms_per_request"]
+    outside = cpu["above_engine"] + (cpu["by_role"].get("load_client") or 0)
+    return {
+        "rps": rps,
+        "total_ms_per_s": (cpu["engine"] + outside) * rps,
+        "machine_ms_per_s": machine_ms_per_s,
+        "engine_ms_per_request": cpu["engine"],
+        "engine_ms_per_s": cpu["engine"] * rps,
+        "outside_ms_per_request": outside,
+    }
+
+
+def _occupancy_row(label: str, d: dict, data: dict) -> list:
+    o = occupancy(d, _machine_ms_per_s(data))
+    return [
+        label,
+        fmt(o["rps"], 1),
+        fmt(o["total_ms_per_s"], 0),
+        fmt(o["engine_ms_per_request"], 1),
+        fmt(o["engine_ms_per_s"], 0),
+        fmt(o["outside_ms_per_request"], 1),
+    ]
+
+
+def why_facts(data: dict) -> dict:
+    """The numbers the missed goals' explanations state, from this run's JSON."""
+    a, c2s = data.get("a_vllm") or {}, data.get("c2s") or {}
+    machine = _machine_ms_per_s(data)
+    missed = {g["key"] for g in data.get("goals") or [] if g["met"] is False}
+    b_closed = (c2s.get("openai") or {}).get("completions_stream")
+    if not (missed and machine and a.get("closed_loop") and b_closed):
+        return {"missed": missed}
+    facts = {
+        "missed": missed,
+        "cpus": machine // 1000,
+        "a": occupancy(a["closed_loop"], machine),
+        "b": occupancy(b_closed, machine),
+    }
+    goal = next(g for g in data["goals"] if g["key"] == "openai_throughput")
+    target = float(goal["target"].split()[-1])
+    # the CPU a request may cost outside the engine for (b) to answer target x (a)'s rate
+    # on this machine, if the engine needs per request what it took under (a)
+    facts["outside_budget"] = machine / (target * facts["a"]["rps"]) - facts["a"][
+        "engine_ms_per_request"
+    ]
+    facts["target"] = target
+    for name, d in (("a_open", a.get("open_loop")), ("b_open", c2s.get("open_loop"))):
+        if d:  # the share of the machine the work outside the engine asks at that rate
+            o = occupancy(d, machine)
+            rate = d.get("offered_rate") or d["requests_per_s"]
+            busy = rate * o["outside_ms_per_request"]
+            facts[name] = {**o, "rate": rate, "busy": busy, "share": busy / machine}
+    variant = (data.get("server_variant") or {}).get("config") or [{}]
+    facts["engine_ingress"] = variant[0].get("ingress") == "engine"
+    engine_roles = ("engine_core", "engine_worker", "load_client")
+    roles = b_closed["cpu_ms_per_request"]["by_role"]
+    above = sorted(
+        ((k, v) for k, v in roles.items() if k not in engine_roles), key=lambda kv: -kv[1]
+    )
+    facts["b_roles"] = above[:4]
+    facts["b_above"] = b_closed["cpu_ms_per_request"]["above_engine"]
+    facts["a_above"] = a["closed_loop"]["cpu_ms_per_request"]["above_engine"]
+    facts["b_beyond"] = b_closed["cpu_ms_per_request"].get("above_engine_beyond_idle")
+    facts["a_beyond"] = a["closed_loop"]["cpu_ms_per_request"].get("above_engine_beyond_idle")
+    ray, local = c2s.get("bulk_ray") or {}, data.get("bulk_local") or {}
+    if ray.get("cells_per_s") and local.get("cells_per_s"):
+        server = ray["server_cpu_ms_per_cell"]
+        facts["bulk"] = {
+            "ray_cps": ray["cells_per_s"],
+            "local_cps": local["cells_per_s"],
+            "ray_job_ms": ray["job_process_cpu_ms_per_cell"],
+            "ray_above_ms": server["above_engine"],
+            "ray_engine_ms_per_s": server["engine"] * ray["cells_per_s"],
+        }
+    return facts

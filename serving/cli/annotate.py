@@ -196,7 +196,9 @@ def annotate(
     ),
     shard_cells: Annotated[int, typer.Option(help="Cells per Parquet shard")] = 256,
     max_inflight: Annotated[int, typer.Option(help="Cells in flight at once")] = 512,
-    request_cells: Annotated[int, typer.Option(help="Cells per build/decode call or request")] = 32,
+    request_cells: Annotated[
+        int, typer.Option(help="Cells per build, engine and decode call, or per request")
+    ] = 32,
     kv_cache_gib: opt.KvCacheGib = 2,
     compile_graph: Annotated[
         bool,

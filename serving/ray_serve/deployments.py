@@ -24,7 +24,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serving.core.pipeline import InProcessEngineCalls
+from serving.core.pipeline import EngineRequest, InProcessEngineCalls, complete_all
 from serving.core.stages import (
     BuildStage,
     DecodedResult,
@@ -60,6 +60,9 @@ class EngineServer:
 
     async def complete(self, prompt_ids: Sequence[int], params: GenerationParams) -> Completion:
         return await self.engine.complete(prompt_ids, params)
+
+    async def complete_many(self, requests: Sequence[EngineRequest]) -> list[Completion]:
+        return await complete_all(self.engine, requests)
 
     async def generate(
         self, prompt_ids: Sequence[int], params: GenerationParams

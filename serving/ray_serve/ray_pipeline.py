@@ -75,6 +75,12 @@ class RemoteEngine:
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
         return await _awaited(self.handle.complete.remote(prompt.token_ids, params), engine=True)
 
+    async def complete_many(
+        self, requests: Sequence[tuple[PreparedPrompt, GenerationParams]]
+    ) -> list[Completion]:
+        calls = [(prompt.token_ids, params) for prompt, params in requests]
+        return await _awaited(self.handle.complete_many.remote(calls), engine=True)
+
     async def stream(
         self, prompt: PreparedPrompt, params: GenerationParams
     ) -> AsyncIterator[StepOutput]:
@@ -132,6 +138,11 @@ class RayPipeline:
 
     async def complete(self, prompt: PreparedPrompt, params: GenerationParams) -> Completion:
         return await self.engine.complete(prompt, params)
+
+    async def complete_many(
+        self, requests: Sequence[tuple[PreparedPrompt, GenerationParams]]
+    ) -> list[Completion]:
+        return await self.engine.complete_many(requests)
 
     def stream(self, prompt: PreparedPrompt, params: GenerationParams) -> AsyncIterator[StepOutput]:
         return self.engine.stream(prompt, params)

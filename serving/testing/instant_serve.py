@@ -22,6 +22,11 @@ class InstantEngineServer:
     async def complete(self, prompt_ids, params):
         return await self.engine.complete(prompt_ids, params)
 
+    async def complete_many(self, requests):
+        from serving.core.pipeline import complete_all
+
+        return await complete_all(self.engine, requests)
+
     def limits(self):
         return self.engine.limits
 

@@ -33,26 +33,25 @@ class Method:
 
 
 class Handle:
-    """``serve.get_deployment_handle``'s answer, over a local object."""
+    """``serve.get_deployment_handle``'s answer, over a local object; records each method
+    called through it in ``calls``."""
 
-    def __init__(self, target) -> None:
+    def __init__(self, target, calls: list[str] | None = None) -> None:
         self.target = target
+        self.calls = calls if calls is not None else []
 
     def __getattr__(self, name: str) -> Method:
+        self.calls.append(name)
         return Method(getattr(self.target, name))
 
 
-class EngineReplica:
-    """`serving.ray_serve.deployments.EngineServer`'s methods over the fake engine."""
+def engine_replica(engine):
+    """The real `EngineServer` over a fake engine (its ``__init__`` would start vLLM)."""
+    from serving.ray_serve.deployments import EngineServer
 
-    def __init__(self, engine) -> None:
-        self.engine = engine
-
-    async def complete(self, prompt_ids, params):
-        return await self.engine.complete(prompt_ids, params)
-
-    def limits(self):
-        return self.engine.limits
+    replica = object.__new__(EngineServer)
+    replica.engine = engine
+    return replica
 
 
 async def test_ray_mode_gives_the_in_process_rows(
@@ -63,15 +62,15 @@ async def test_ray_mode_gives_the_in_process_rows(
     from serving.ray_serve.deployments import DecoderServer, PromptBuilderServer
 
     replicas = {
-        "Engine": EngineReplica(stages.engine),
+        "Engine": engine_replica(stages.engine),
         "PromptBuilder": PromptBuilderServer(str(pythia_tokenizer_dir), None),
         "Decoder": DecoderServer(str(pythia_tokenizer_dir)),
     }
-    asked = []
+    asked, calls = [], {name: [] for name in replicas}
 
     def get_deployment_handle(name, app_name):
         asked.append((name, app_name))
-        return Handle(replicas[name])
+        return Handle(replicas[name], calls[name])
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(serve, "get_deployment_handle", get_deployment_handle)
@@ -85,6 +84,10 @@ async def test_ray_mode_gives_the_in_process_rows(
         config = job_config(pbmc_path, tmp_path / "ray", **settings)
         remote = await AnnotationJob(config, runner).run()
     assert sorted(asked) == [("Decoder", "atlas"), ("Engine", "atlas"), ("PromptBuilder", "atlas")]
+    # one engine call per chunk of cells, as one build and one decode call are
+    generated = [c for c in calls["Engine"] if c != "limits"]
+    assert set(generated) == {"complete_many"}
+    assert len(generated) == calls["PromptBuilder"].count("build") == len(calls["Decoder"]) > 0
     rows = [pq.read_table(r.files["predictions"]) for r in (local, remote)]
     assert rows[1].drop(["model"]).equals(rows[0].drop(["model"]))
     assert set(rows[0].column("model").to_pylist()) == {MODEL_NAME}

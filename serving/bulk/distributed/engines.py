@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.bulk.config import DistributedConfig, DistributedEngine
+from serving.core.pipeline import EngineRequest, complete_all
 from serving.engine import Completion, EngineLimits, GenerationParams
 from serving.engine.config import EngineConfig
 
@@ -59,11 +60,8 @@ class EngineHost:
     async def limits(self) -> EngineLimits:
         return (await self._started()).limits
 
-    async def complete_many(
-        self, requests: Sequence[tuple[Sequence[int], GenerationParams]]
-    ) -> list[Completion]:
-        engine = await self._started()
-        return list(await asyncio.gather(*(engine.complete(ids, p) for ids, p in requests)))
+    async def complete_many(self, requests: Sequence[EngineRequest]) -> list[Completion]:
+        return await complete_all(await self._started(), requests)
 
 
 def start_engine_hosts(
