@@ -243,9 +243,9 @@ def why_facts(data: dict) -> dict:
     target = float(goal["target"].split()[-1])
     # the CPU a request may cost outside the engine for (b) to answer target x (a)'s rate
     # on this machine, if the engine needs per request what it took under (a)
-    facts["outside_budget"] = machine / (target * facts["a"]["rps"]) - facts["a"][
-        "engine_ms_per_request"
-    ]
+    facts["outside_budget"] = (
+        machine / (target * facts["a"]["rps"]) - facts["a"]["engine_ms_per_request"]
+    )
     facts["target"] = target
     for name, d in (("a_open", a.get("open_loop")), ("b_open", c2s.get("open_loop"))):
         if d:  # the share of the machine the work outside the engine asks at that rate
@@ -274,5 +274,8 @@ def why_facts(data: dict) -> dict:
             "ray_job_ms": ray["job_process_cpu_ms_per_cell"],
             "ray_above_ms": server["above_engine"],
             "ray_engine_ms_per_s": server["engine"] * ray["cells_per_s"],
+            "server_cpu_cores": ((c2s.get("server") or {}).get("config") or {})
+            .get("engine", {})
+            .get("cpu_cores", "server"),
         }
     return facts

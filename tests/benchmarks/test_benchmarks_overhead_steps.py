@@ -8,7 +8,7 @@ import shutil
 from benchmarks import overhead_steps
 from benchmarks.machine import REPO_ROOT
 
-RUN = REPO_ROOT / "benchmarks" / "results" / "serving_overhead_steps" / "default.json"
+RUN = REPO_ROOT / "tests" / "benchmarks" / "fixtures" / "serving_overhead_default_quick.json"
 
 
 def test_a_run_becomes_its_variants_row_with_ratios_to_its_own_vllm_server(tmp_path, monkeypatch):

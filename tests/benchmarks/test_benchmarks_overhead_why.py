@@ -8,13 +8,8 @@ from benchmarks.machine import REPO_ROOT
 from benchmarks.report import fill, overhead_context
 from benchmarks.report.overhead import occupancy, why_facts
 
-RUN = (
-    REPO_ROOT
-    / "benchmarks"
-    / "results"
-    / "serving_overhead_steps"
-    / "engine_throughput_optimized.json"
-)
+#: a --quick run of the engine_throughput_optimized variant (2026-12-06, loaded machine)
+RUN = REPO_ROOT / "tests" / "benchmarks" / "fixtures" / "serving_overhead_eto_quick.json"
 
 
 def run() -> dict:
