@@ -28,7 +28,7 @@ from benchmarks.checkpoints import WORK_DIR, Checkpoint
 from benchmarks.gateway_process import GatewayFailed, GatewayProcess
 from benchmarks.load_client import closed_loop, open_loop, openai_client, summarise
 from benchmarks.machine import REPO_ROOT
-from benchmarks.paths.gateway_load import BASE_MODEL, task_request
+from benchmarks.paths.gateway_load import served_model, task_request
 from benchmarks.stats import ratio
 from benchmarks.suite import (
     SuiteOptions,
@@ -82,7 +82,8 @@ QUICK = LoadPlan(
 class RequestSource:
     """Task requests over distinct cells, in order (cycling only if the cells run out)."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
+        self.model = model
         self.workload = WORKLOADS["prediction"]
         self.cells = pbmc_cells()
         self.next = 0
@@ -94,7 +95,9 @@ class RequestSource:
             cell = self.cells[self.next % len(self.cells)]
             self.next += 1
             requests.append(
-                task_request(self.workload.task, params, task_inputs(self.workload, cell))
+                task_request(
+                    self.model, self.workload.task, params, task_inputs(self.workload, cell)
+                )
             )
         return requests
 
@@ -195,7 +198,7 @@ def vllm_bench(url: str, checkpoint: Checkpoint, label: str, input_len: int, arg
         "--endpoint",
         "/v1/completions",
         "--model",
-        BASE_MODEL,
+        served_model(checkpoint.path),
         "--tokenizer",
         str(checkpoint.path),
         "--dataset-name",
@@ -253,7 +256,7 @@ def run(options: SuiteOptions) -> dict:
     checkpoint = random_checkpoint_or_skip(record, options, plan.checkpoint)
     if checkpoint is None:
         return record
-    source = RequestSource()
+    source = RequestSource(served_model(checkpoint.path))
     name = f"loadtest-{checkpoint.name}"
     try:
         with GatewayProcess(checkpoint.path, plan.cpu_cores, name) as gateway:

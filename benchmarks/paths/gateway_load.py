@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from benchmarks.load_client import complete_request, openai_client
 from benchmarks.paths.child import emit, read_spec, read_workloads, run_stats
-
-#: the gateway's base model name (`serving.ray_serve.config.GatewayConfig.model_name`)
-BASE_MODEL = "c2s-demo-pythia"
+from serving.engine import EngineConfig
 
 
-def task_request(task: str, params: dict, inputs: dict) -> dict:
-    """``completions.create`` arguments of one task request with fixed-length sampling."""
+def served_model(checkpoint: str | Path) -> str:
+    """The base model name `c2s serve` gives ``checkpoint`` (its directory's name)."""
+    return EngineConfig(model=str(checkpoint)).public_name
+
+
+def task_request(model: str, task: str, params: dict, inputs: dict) -> dict:
+    """``completions.create`` arguments of one task request to base model ``model``, with
+    fixed-length sampling."""
     extra = {"inputs": inputs, "min_tokens": params["min_tokens"], "ignore_eos": True}
     if params["top_k"]:
         extra["top_k"] = params["top_k"]
     return {
-        "model": f"{BASE_MODEL}/{task}",
+        "model": f"{model}/{task}",
         "prompt": "",
         "max_tokens": params["max_tokens"],
         "temperature": params["temperature"],
@@ -36,13 +41,15 @@ def task_request(task: str, params: dict, inputs: dict) -> dict:
 async def measure(spec: dict) -> dict:
     client = openai_client(spec["url"])
     workloads = read_workloads(spec)
+    model = served_model(spec["checkpoint"])
     result = {"path": "gateway_load", "url": spec["url"], "workloads": {}}
     for name in spec["workloads"]:
         workload = workloads[name]
 
         async def answer(items: list[dict], workload=workload) -> list:
             requests = [
-                task_request(workload["task"], workload["params"], i["inputs"]) for i in items
+                task_request(model, workload["task"], workload["params"], i["inputs"])
+                for i in items
             ]
             return await asyncio.gather(*(complete_request(client, r) for r in requests))
 
@@ -60,6 +67,8 @@ async def measure(spec: dict) -> dict:
             prompt_tokens = sum(len(i["prompt_ids"]) for i in items)
             output_tokens = sum(r.output_tokens or 0 for r in records)
             runs.append(run_stats(len(items), seconds, prompt_tokens, output_tokens))
+        if errors:  # a failed request is no answer: the path's rate would be a lie
+            raise RuntimeError(f"{name}: requests to {model!r} failed, by status: {errors}")
         result["workloads"][name] = {
             "runs": runs,
             "repeat_unit": "one run of cells, all in flight",

@@ -185,4 +185,5 @@ def peers_context(peers: dict) -> dict:
         "matmul_shapes": shapes,
         "checkpoints": [checkpoint_context(n, c) for n, c in peers.get("checkpoints", {}).items()],
         "skipped": peers.get("skipped", {}),
+        "remeasured": peers.get("remeasured", {}),
     }
