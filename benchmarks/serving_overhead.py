@@ -95,6 +95,8 @@ SERVER_VARIANTS = {
     # and the clients talk to that replica's own HTTP server, not through Serve's proxy
     "engine_direct_ingress": ({"ingress": "engine"}, DIRECT_INGRESS_ENV),
     "direct_ingress": ({}, DIRECT_INGRESS_ENV),
+    # engine ingress with Ray Serve's throughput mode, the clients through Serve's proxy
+    "engine_throughput_via_proxy": ({"ingress": "engine"}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
     # and Ray Serve's throughput mode (user code on the replica's main loop, gRPC, GC frozen)
     "engine_throughput_optimized": (
         {"ingress": "engine"},
