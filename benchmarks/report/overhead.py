@@ -53,21 +53,11 @@ def overhead_context(data: dict) -> dict:
     if "skipped" in data:
         return {"not_measured": data["skipped"]}
     a, c2s = data.get("a_vllm") or {}, data.get("c2s") or {}
-    loops = [
-        _loop_row("(a) vLLM, completions, streamed", a.get("closed_loop")),
-        _loop_row("(a) vLLM, same offered load", a.get("open_loop")),
-    ]
-    cpu = [
-        _cpu_row(
-            "(a) vLLM, completions, streamed",
-            (a.get("closed_loop") or {}).get("cpu_ms_per_request"),
-        )
-    ]
-    for key, d in (c2s.get("openai") or {}).items():
-        label = f"(b) c2s {key.replace('_', ', ')}"
-        loops.append(_loop_row(label, d))
-        cpu.append(_cpu_row(label, d["cpu_ms_per_request"]))
+    closed = _closed_loops(data)
+    loops = [_loop_row(*closed[0]), _loop_row("(a) vLLM, same offered load", a.get("open_loop"))]
+    loops += [_loop_row(label, d) for label, d in closed[1:]]
     loops.append(_loop_row("(b) c2s completions, same offered load", c2s.get("open_loop")))
+    cpu = [_cpu_row(label, (d or {}).get("cpu_ms_per_request")) for label, d in closed]
     for label, server in (("(a) vLLM", a), ("(b) c2s", c2s)):
         if server.get("idle_cpu_ms_per_s"):
             cpu.append(
@@ -134,7 +124,7 @@ def overhead_context(data: dict) -> dict:
     ]
     return {
         "not_measured": None,
-        "occupancy_rows": [_occupancy_row(label, d, data) for label, d in _closed_loops(data)],
+        "occupancy_rows": [_occupancy_row(label, d, data) for label, d in closed if d],
         "why": why_facts(data),
         "profile_rows": profile_rows,
         "step_rows": _step_rows(data.get("steps") or {}),
@@ -186,12 +176,13 @@ def _step_rows(steps: dict) -> list[list]:
     return rows
 
 
-def _closed_loops(data: dict) -> list[tuple[str, dict]]:
+def _closed_loops(data: dict) -> list[tuple[str, dict | None]]:
+    """(a)'s closed loop and each of (b)'s routes, labelled; ``None`` where one failed."""
     a, c2s = data.get("a_vllm") or {}, data.get("c2s") or {}
     loops = [("(a) vLLM, completions, streamed", a.get("closed_loop"))]
     for key, d in (c2s.get("openai") or {}).items():
         loops.append((f"(b) c2s {key.replace('_', ', ')}", d))
-    return [(label, d) for label, d in loops if d]
+    return loops
 
 
 def _machine_ms_per_s(data: dict) -> int:
