@@ -104,10 +104,10 @@ def time_ours(adata, encoder, template: str, tie_break: str, as_lists: bool) -> 
     ):
         batch = encoder.encode_batch(template, chunk.ranked, top_k=TOP_K, organism=ORGANISM)
         if as_lists:
-            batch.to_lists()
+            batch.to_tuples()
         first_batch = first_batch or batch
     elapsed = time.perf_counter() - start
-    return elapsed, first_batch.to_lists() if first_batch is not None else []
+    return elapsed, [list(ids) for ids in first_batch.to_tuples()] if first_batch else []
 
 
 def time_c2s(adata, c2s_utils, hf_tokenizer, template: str) -> tuple[float, list]:

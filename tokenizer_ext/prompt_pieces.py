@@ -42,12 +42,14 @@ class PromptBatch:
         """Token count of each prompt."""
         return np.diff(self.offsets)
 
-    def to_lists(self) -> list[list[int]]:
-        """Every prompt's ids as a Python list (what an engine's ``prompt_token_ids`` takes)."""
-        # Gathering shared int objects is about twice as fast as creating new ones (tolist).
+    def to_tuples(self) -> list[tuple[int, ...]]:
+        """Every prompt's ids as a tuple of Python ints (what an engine's prompt takes)."""
+        # Gathering shared int objects is about twice as fast as creating new ones, and a
+        # tuple straight from the object array touches each once (a list, then a tuple of
+        # it, twice more).
         flat = _python_ints(int(self.ids.max(initial=0)) + 1)[self.ids]
         bounds = self.offsets.tolist()
-        return [flat[a:b].tolist() for a, b in itertools.pairwise(bounds)]
+        return [tuple(flat[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 _INT_OBJECTS = np.arange(0, dtype=object)

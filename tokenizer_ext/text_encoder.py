@@ -60,9 +60,14 @@ class TextEncoder:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of several texts."""
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [e.ids for e in encodings]
+        """Token ids of several texts.
+
+        One by one, not through ``Tokenizer.encode_batch``: on short texts (genes, a gene
+        and its neighbouring prompt text) its thread pool costs more CPU than it saves,
+        50,000 such texts took 0.70 s of CPU that way and 0.48 s one by one.
+        """
+        encode = self.tokenizer.encode
+        return [encode(text, add_special_tokens=False).ids for text in texts]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of token ids (special tokens skipped)."""

@@ -201,12 +201,16 @@ def bulk_context(bulk: dict) -> dict:
 
 
 def atlas_scaling_context(scaling: dict) -> dict:
+    goals = scaling.get("goals", {})
+    cpu_goal = goals.get("answering_cells_per_cpu_s")
     rows = [
         [
             f"{r['cells']:,}",
             r["workers"],
             fmt(r.get("cells_per_s"), 0),
             fmt(r.get("end_to_end_cells_per_s"), 0),
+            fmt(r.get("answering_cells_per_cpu_s"), 0),
+            _cpu_goal_status(r.get("answering_cells_per_cpu_s"), cpu_goal),
             fmt(r.get("cells_per_cpu_s"), 0),
             fmt(r.get("answering_peak_rss_mib"), 0),
             fmt(r.get("peak_rss_mib"), 0),
@@ -214,7 +218,6 @@ def atlas_scaling_context(scaling: dict) -> dict:
         ]
         for r in scaling.get("runs", [])
     ]
-    goals = scaling.get("goals", {})
     ratios = [
         [
             workers,
@@ -269,6 +272,12 @@ def _cpu_speed_ratio(runs: list[dict], workers: int, cells: int) -> float | None
     if not measured or large is None:
         return None
     return round(large["cells_per_cpu_s"] / measured[0]["cells_per_cpu_s"], 3)
+
+
+def _cpu_goal_status(value: float | None, goal: float | None) -> str:
+    if value is None or goal is None:
+        return "-"
+    return status(value >= goal)
 
 
 def _at_most(value: float | None, bound: float) -> bool | None:

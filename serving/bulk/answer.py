@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from serving.bulk.cells import ReadyShard
+from serving.bulk.heap import fewer_collections
 from serving.bulk.rows import CellRow
 from serving.bulk.runners import Answer, RankedRunner, TaskRunner
 from serving.core.label_sets import LabelSet
@@ -75,10 +76,11 @@ async def answer_as_read(
             await inflight.release(ready.shard.n_cells)
 
     try:
-        async with asyncio.TaskGroup() as tasks:
-            while (ready := await asyncio.to_thread(next, shards, None)) is not None:
-                await inflight.acquire(ready.shard.n_cells)
-                tasks.create_task(answered(ready))
+        with fewer_collections():
+            async with asyncio.TaskGroup() as tasks:
+                while (ready := await asyncio.to_thread(next, shards, None)) is not None:
+                    await inflight.acquire(ready.shard.n_cells)
+                    tasks.create_task(answered(ready))
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     finally:

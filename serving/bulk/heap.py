@@ -1,4 +1,5 @@
-"""Give freed large buffers back to the operating system during a bulk run.
+"""Process memory settings for a bulk run: freed large buffers go back to the operating
+system, and the cyclic garbage collector runs less often.
 
 Reading and ranking a row chunk allocates and frees arrays of several MiB. glibc serves
 such sizes from its heap once a larger block has been freed (its mmap threshold rises
@@ -10,14 +11,20 @@ when freed (peak RSS stayed at 345-395 MiB over the same run).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import gc
 import os
 import sys
+from collections.abc import Iterator
 
 #: glibc's ``mallopt`` parameter number for the mmap threshold
 _M_MMAP_THRESHOLD = -3
 #: buffers at least this large are mapped on their own and unmapped when freed
 LARGE_BUFFER_BYTES = 4 * 1024 * 1024
+#: allocations between two young-generation passes of the cyclic collector while a bulk
+#: run answers (Python's default is 700)
+BULK_GC_THRESHOLD = 50_000
 
 
 def return_large_buffers(threshold: int = LARGE_BUFFER_BYTES) -> bool:
@@ -41,3 +48,21 @@ def release_arrow_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+
+
+@contextlib.contextmanager
+def fewer_collections(threshold: int = BULK_GC_THRESHOLD) -> Iterator[None]:
+    """Run the cyclic garbage collector's young-generation pass every ``threshold``
+    allocations instead of every 700 inside the block; the old thresholds come back after.
+
+    A bulk run allocates millions of short-lived, acyclic objects (token-id lists, rows)
+    that reference counting frees, yet each 700 of them set off a collector pass, and every
+    few passes one over the older generations too. On the 25,000-gene atlas that was 1.5 s
+    of 24.7 s of CPU over 100,000 cells; with this threshold, 0.03 s.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(threshold, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)

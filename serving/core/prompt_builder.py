@@ -219,8 +219,8 @@ class PromptBuilder:
                 batch = self.prompt_encoder.encode_batch(
                     template_text, ranked, **fields[positions[0]][1]
                 )
-                for p, prompt_ids in zip(positions, batch.to_lists(), strict=True):
-                    ids[p] = tuple(prompt_ids)
+                for p, prompt_ids in zip(positions, batch.to_tuples(), strict=True):
+                    ids[p] = prompt_ids
         for position, data in enumerate(inputs):
             text = spec.templates.render_prompt(index, fields[position][0])
             prompt_ids = ids[position]

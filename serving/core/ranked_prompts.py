@@ -93,9 +93,9 @@ class RankedPrompts:
             batch = builder.prompt_encoder.encode_batch(text, words.select(rows), **fixed)
             if int(batch.n_tokens.max()) >= builder.max_model_len:
                 return None
-            for row, ids in zip(rows.tolist(), batch.to_lists(), strict=True):
+            for row, ids in zip(rows.tolist(), batch.to_tuples(), strict=True):
                 max_tokens = min(wanted, builder.max_model_len - len(ids))
-                out[row] = (tuple(ids), self._params_for(spec, max_tokens), template)
+                out[row] = (ids, self._params_for(spec, max_tokens), template)
         return out
 
     def _refused(self, cells: RankedCells) -> bool:

@@ -171,7 +171,20 @@ def test_machine_facts_in_the_prose_come_from_the_json(report):
 
 def test_atlas_scaling_rows_and_goals_come_from_its_result(report):
     text = section(report[0], "## Atlas scale")
-    assert row(text, "1,000,000")[1:7] == ["1", "1,900", "1,500", "3,100", "600", "650"]
+    # cells/s, to the last shard and end to end; CPU speed to the last shard, its goal
+    # (5,000), with the outputs; peak RSS to the last shard, with the outputs
+    assert row(text, "1,000,000")[1:9] == [
+        "1",
+        "1,900",
+        "1,500",
+        "4,900",
+        "**missed**",
+        "3,100",
+        "600",
+        "650",
+    ]
+    assert row(text, "10,000")[4:6] == ["5,200", "**met**"]
+    assert "goal >= 5,000" in text
     assert "no distributed runner plugged in" in text  # the 2-worker hook, not yet filled
     ratios = row(text, "1")
     # speed, its goal, CPU-second ratio (3,100 / 3,000), whole-job RSS, its goal, answering

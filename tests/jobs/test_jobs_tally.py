@@ -176,3 +176,26 @@ def test_large_buffers_are_returned_unless_the_environment_says_otherwise(monkey
     assert return_large_buffers() is True  # Linux with glibc, as the development machine
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert return_large_buffers() is False
+
+
+def test_answering_runs_the_collector_less_often_and_restores_it():
+    import asyncio
+    import gc
+
+    from serving.bulk.answer import answer_as_read
+    from serving.bulk.heap import BULK_GC_THRESHOLD
+
+    before = gc.get_threshold()
+    seen = []
+
+    async def answer(ready) -> None:
+        seen.append(gc.get_threshold())
+
+    class Ready:
+        class shard:
+            n_cells = 1
+
+    shards = (ready for ready in [Ready(), Ready()])
+    asyncio.run(answer_as_read(shards, answer, max_inflight_cells=4))
+    assert seen == [(BULK_GC_THRESHOLD, *before[1:])] * 2
+    assert gc.get_threshold() == before

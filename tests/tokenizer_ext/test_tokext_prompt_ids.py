@@ -149,7 +149,7 @@ def test_encode_batch_equals_encode_for_every_cell(prompt_encoder, c2s_templates
                 )
             )
             assert batch[i] == expected
-        assert batch.n_tokens.tolist() == [len(x) for x in batch.to_lists()]
+        assert batch.n_tokens.tolist() == [len(x) for x in batch.to_tuples()]
 
 
 def test_cells_can_be_symbols_or_word_indices_and_top_k_cuts(prompt_encoder, ranked_pbmc):
