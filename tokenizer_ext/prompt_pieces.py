@@ -44,12 +44,11 @@ class PromptBatch:
 
     def to_tuples(self) -> list[tuple[int, ...]]:
         """Every prompt's ids as a tuple of Python ints (what an engine's prompt takes)."""
-        # Gathering shared int objects is about twice as fast as creating new ones, and a
-        # tuple straight from the object array touches each once (a list, then a tuple of
-        # it, twice more).
+        # Gathering shared int objects is about twice as fast as creating new ones (tolist);
+        # a tuple of a slice's list is faster than one iterating the object array.
         flat = _python_ints(int(self.ids.max(initial=0)) + 1)[self.ids]
         bounds = self.offsets.tolist()
-        return [tuple(flat[a:b]) for a, b in itertools.pairwise(bounds)]
+        return [tuple(flat[a:b].tolist()) for a, b in itertools.pairwise(bounds)]
 
 
 _INT_OBJECTS = np.arange(0, dtype=object)

@@ -218,8 +218,9 @@ def _rank_c2s(
     shuffled_columns[:] = indices
     shuffled_keys[:] = keys
     _shuffle_rows(rng, packed, indptr)
-    # Ties keep their shuffled order: ascending entry index is ascending position.
-    order, lengths = entries_by_key(shuffled_keys, key_bits, indptr, top_k)
+    # Ties keep their shuffled order: ascending entry index is ascending position. The
+    # keys are copied out of the packed entries first: partitions run faster on them.
+    order, lengths = entries_by_key(np.ascontiguousarray(shuffled_keys), key_bits, indptr, top_k)
     return shuffled_columns[order].astype(np.int64), lengths
 
 

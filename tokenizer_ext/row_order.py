@@ -45,7 +45,7 @@ def entries_by_key(
     if floor is not None and width and int(lengths.min()) == width:
         # rows of one length (a generated or filtered atlas): compared and counted in 2-D
         grid = keys.reshape(len(lengths), width) >= floor[:, None]
-        entries, counts = np.flatnonzero(grid), grid.sum(axis=1)
+        entries, counts = np.flatnonzero(grid), np.count_nonzero(grid, axis=1)
     else:
         candidate = keys != 0 if floor is None else keys >= np.repeat(floor, lengths)
         entries = np.flatnonzero(candidate)

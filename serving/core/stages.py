@@ -36,6 +36,9 @@ from tokenizer_ext.vocab import GeneVocabulary
 EXPRESSION_FIT_FILE = "expression_fit.json"
 #: vLLM's OpenAI server defaults for raw completions
 RAW_DEFAULTS = GenerationParams(max_tokens=16, temperature=1.0)
+#: answers at most this long whose parsed result is flat (a label) are parsed once each
+SHORT_ANSWER_CHARS = 200
+SHORT_ANSWERS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +272,7 @@ class DecodeStage:
         self.decoder = decoder
         self.encoder = encoder
         self.fit = fit
+        self._flat: dict[tuple[str, str], dict[str, Any]] = {}
 
     @classmethod
     def from_model(cls, model_dir: str | Path) -> DecodeStage:
@@ -291,11 +295,27 @@ class DecodeStage:
     def _decode_one(self, job: DecodeRequest) -> DecodedResult:
         result = None
         if job.task is not None:
-            result = self.decoder.decode(job.task, job.text).model_dump()
+            result = self._parsed(job.task, job.text)
             if job.reconstruct_expression:
                 result = self._with_expression(result)
         tokens = {t: self.encoder.decode([t]) for t in set(job.token_ids)}
         return DecodedResult(result, tokens)
+
+    def _parsed(self, task: str, text: str) -> dict[str, Any]:
+        """The parsed answer as a dict. Flat results of short answers (labels) are
+        parsed once each and copied: a bulk run meets a few labels millions of times."""
+        key = (task, text)
+        parsed = self._flat.get(key)
+        if parsed is not None:
+            return dict(parsed)
+        parsed = self.decoder.decode(task, text).model_dump()
+        if len(text) <= SHORT_ANSWER_CHARS and not any(
+            isinstance(v, list | dict) for v in parsed.values()
+        ):
+            if len(self._flat) >= SHORT_ANSWERS_KEPT:
+                self._flat.clear()
+            self._flat[key] = dict(parsed)
+        return parsed
 
     def _with_expression(self, result: dict[str, Any]) -> dict[str, Any]:
         """Add C2S's rank-to-expression values beside every generated gene list."""

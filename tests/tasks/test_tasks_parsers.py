@@ -113,3 +113,27 @@ def test_results_serialise_with_their_kind():
     dumped = adapter.dump_python(result)
     assert dumped["kind"] == "cells"
     assert adapter.validate_python(dumped) == result
+
+
+def test_the_decode_stage_parses_a_repeated_label_once_and_hands_out_copies():
+    from serving.core.stages import DecodeRequest, DecodeStage
+
+    decoder = Decoder(VOCAB)
+    calls = []
+    parse = decoder.decode
+
+    def counted(task, text):
+        calls.append(text)
+        return parse(task, text)
+
+    decoder.decode = counted
+    stage = DecodeStage(decoder, encoder=None)
+    label = DecodeRequest("cell_type_prediction", " B cell.\n")
+    genes = DecodeRequest("cell_generation", " CD3E LYZ.")
+    first, second, *lists = stage.decode([label, label, genes, genes])
+    assert first.result == second.result == {"kind": "label", "label": "B cell"}
+    first.result["label"] = "changed"  # a caller's edit reaches no other answer
+    assert stage.decode([label])[0].result["label"] == "B cell"
+    assert lists[0].result["genes"] == ["CD3E", "LYZ"]
+    assert lists[0].result["genes"] is not lists[1].result["genes"]
+    assert calls == [" B cell.\n", " CD3E LYZ.", " CD3E LYZ."]  # gene lists every time
