@@ -12,6 +12,7 @@ from models.training.examples import (
     PREDICTION_GENES,
 )
 from models.training.pilots import pilot_table, read_pilots
+from models.training.train import ema_decay_at
 
 SCORE_NAMES = {
     "cell_type_prediction": "accuracy",
@@ -63,9 +64,15 @@ def _regularisation(training: dict) -> str:
     return f"""Against overfitting the {training["train_cells"]} training cells: dropout {s["dropout"]} (attention and
 hidden), {s["gene_dropout"]:.0%} of a cell's genes dropped at random (order kept) before a cell type
 prediction prompt takes its top genes,{augmentation} and the saved weights are the moving average (decay
-{s["ema_decay"]}) of the trained ones. These settings were fixed before the run; the held-out
+{s["ema_decay"]}, warmed up as min(decay, (1 + step) / (10 + step)): {_last_decay(s)} at the last step) of the trained ones. These settings were fixed before the run; the held-out
 curve below is only logged, and no step or setting was chosen on the held-out cells
 (`--validation-cells` runs a pilot on a split of the training cells instead)."""
+
+
+def _last_decay(s: dict) -> str:
+    """The moving average's decay at the last step (the warm-up may keep it below the
+    setting: then a larger setting changes nothing)."""
+    return f"{ema_decay_at(s['ema_decay'], s['steps'] - 1):.4f}"
 
 
 def _augmentation(s: dict) -> str:

@@ -149,6 +149,12 @@ def learning_rate(step: int, s: TrainSettings) -> float:
     return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """The moving average's decay at ``step``: warmed up, so ``decay`` itself is reached
+    only at ``step >= (10 * decay - 1) / (1 - decay)`` (1,791 for 0.995)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 class WeightAverage:
     """Exponential moving average of a model's weights, warmed up over the first steps."""
 
@@ -161,7 +167,7 @@ class WeightAverage:
     def update(self, model, step: int) -> None:
         import torch
 
-        decay = min(self.decay, (1 + step) / (10 + step))
+        decay = ema_decay_at(self.decay, step)
         with torch.no_grad():
             for average, current in zip(self.model.parameters(), model.parameters(), strict=True):
                 average.lerp_(current, 1 - decay)

@@ -171,3 +171,16 @@ def test_the_checkpoint_records_its_held_out_rows():
     training = json.loads((DEMO / "training.json").read_text())
     assert training["held_out_rows"] == load_demo_data().held_out.tolist()
     assert len(training["held_out_rows"]) == training["held_out_cells"] == 140
+
+
+def test_the_card_states_the_moving_averages_decay_at_the_last_step():
+    """The warm-up caps the decay: below 1,791 steps a setting of 0.995 or above is never
+    reached, so the card states the decay the run really ended with."""
+    from models.training.train import ema_decay_at
+
+    training = json.loads((DEMO / "training.json").read_text())
+    last = training["settings"]["steps"] - 1
+    assert ema_decay_at(0.995, last) == ema_decay_at(0.998, last) == 1600 / 1609
+    assert ema_decay_at(0.995, 1791) == 0.995
+    card = (DEMO / "README.md").read_text()
+    assert f"{ema_decay_at(training['settings']['ema_decay'], last):.4f} at the last step" in card
