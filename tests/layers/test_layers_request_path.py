@@ -45,7 +45,9 @@ def reaches_a_boundary(frame: Frame) -> bool:
 def request_paths(pythia_tokenizer_dir) -> tuple[CallPaths, dict]:
     build = BuildStage.from_model(pythia_tokenizer_dir)
     encoder = build.builder.encoder
-    engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
+    # the warm-up gets another label: a label seen before is not parsed again
+    warm_up_reply = iter([" T cell."])
+    engine = FakeEngine(lambda ids: next(warm_up_reply, " B cell."), encoder.encode, encoder.decode)
     stages = LocalPipeline(build, engine, DecodeStage.from_model(pythia_tokenizer_dir))
     app = create_app(GatewayConfig(), stages, default_registry())
     body = {
