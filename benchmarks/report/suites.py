@@ -210,7 +210,7 @@ def atlas_scaling_context(scaling: dict) -> dict:
             fmt(r.get("cells_per_s"), 0),
             fmt(r.get("end_to_end_cells_per_s"), 0),
             fmt(r.get("answering_cells_per_cpu_s"), 0),
-            _cpu_goal_status(r.get("answering_cells_per_cpu_s"), cpu_goal),
+            status(_at_least(r.get("answering_cells_per_cpu_s"), cpu_goal)),
             fmt(r.get("cells_per_cpu_s"), 0),
             fmt(r.get("answering_peak_rss_mib"), 0),
             fmt(r.get("peak_rss_mib"), 0),
@@ -274,10 +274,8 @@ def _cpu_speed_ratio(runs: list[dict], workers: int, cells: int) -> float | None
     return round(large["cells_per_cpu_s"] / measured[0]["cells_per_cpu_s"], 3)
 
 
-def _cpu_goal_status(value: float | None, goal: float | None) -> str:
-    if value is None or goal is None:
-        return "-"
-    return status(value >= goal)
+def _at_least(value: float | None, bound: float | None) -> bool | None:
+    return None if value is None or bound is None else value >= bound
 
 
 def _at_most(value: float | None, bound: float) -> bool | None:
