@@ -10,8 +10,12 @@ Only the genes touching the template's fixed text need care: ``"...sentence: "``
 ends with a split point, so the first gene is a plain cached piece, but the last
 gene is glued to the text up to the next split point (``" CD3D.\\nThe"``), and in
 multi-cell prompts the first gene of each cell is glued to ``" 2:\\n"``. Those
-boundary pieces are tokenised once and cached. :meth:`PromptEncoder.verify`
-compares against full tokenisation; tests run it over every public template.
+boundary pieces are tokenised once and cached, except where the tokenizer's rules
+alone say that it cuts between the gene and the text after it
+(:meth:`TextEncoder.cuts_between`: GPT-2's regex cuts ``" CD3D" | ".\\nThe"``); the gene
+then keeps its cached ids, and a wide dataset's thousands of last genes cost no
+tokenising. :meth:`PromptEncoder.verify` compares against full tokenisation; tests
+run it over every public template.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class PromptEncoder:
         self._max_cached_texts = max_cached_texts
         self._text_ids: dict[str, tuple[int, ...]] = {}
         self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
+        self._cuts_before: dict[str, np.ndarray] = {}
         self._templates: dict[str, PromptTemplate] = {}
         self._table = self._new_table()
         # A batch's segment ids refer to one table, which new genes and new text pieces
@@ -87,6 +92,7 @@ class PromptEncoder:
             if added:
                 # Segment ids of text pieces follow the gene words: renumber from a new table.
                 self._symbols = np.asarray(self.vocabulary.symbols, dtype=object)
+                self._cuts_before.clear()
                 self._table = self._new_table()
             return added
 
@@ -247,7 +253,22 @@ class PromptEncoder:
     def _last_gene_ids(self, word: int, head: str) -> tuple[int, ...]:
         if not head:
             return self.token_cache._gene_ids[word]
+        if self._cut_before(head)[word]:
+            return self.token_cache._gene_ids[word] + self.text_ids(head)
         return self.text_ids(" " + self._symbols[word] + head)
+
+    def _cut_before(self, head: str) -> np.ndarray:
+        """Per gene word: whether the tokenizer cuts between the gene and ``head``, so the
+        gene keeps its cached ids and ``head`` its own (no boundary piece to tokenise)."""
+        cuts = self._cuts_before.get(head)
+        if cuts is None:
+            if len(self._cuts_before) >= 64:
+                self._cuts_before.clear()
+            encoder, first = self.token_cache.encoder, head[:1]
+            by_char = {c: encoder.cuts_between(c, first) for c in {s[-1:] for s in self._symbols}}
+            cuts = np.fromiter((by_char[s[-1:]] for s in self._symbols), bool, len(self._symbols))
+            self._cuts_before[head] = cuts
+        return cuts
 
     def _decode_cells(self, words: list[list[int]]) -> list[list[str]]:
         return [self.vocabulary.decode(w) for w in words]
@@ -271,8 +292,14 @@ class PromptEncoder:
         many, single = lengths >= 2, lengths == 1
         if before.tail != " ":
             segments[first[many]] = self._boundary_segments(before.tail, segments[first[many]], "")
+        closing = np.full(len(lengths), self._text_segment(after.middle), dtype=np.int64)
         if after.head:
-            segments[last[many]] = self._boundary_segments(" ", segments[last[many]], after.head)
+            # A gene the tokenizer cuts from the text after it keeps its own segment, and the
+            # text after it is tokenised whole; the others are glued to it.
+            cut = self._cut_before(after.head)[segments[last[many]]]
+            glued = last[many][~cut]
+            segments[glued] = self._boundary_segments(" ", segments[glued], after.head)
+            closing[np.flatnonzero(many)[cut]] = self._text_segment(gap_after)
         if before.tail != " " or after.head:
             segments[first[single]] = self._boundary_segments(
                 before.tail, segments[first[single]], after.head
@@ -282,7 +309,7 @@ class PromptEncoder:
         row_of = np.repeat(np.arange(len(lengths)), lengths)
         out[np.arange(len(segments)) + 2 * row_of + 1] = segments
         out[out_offsets[:-1]] = self._text_segment(before.middle)
-        out[out_offsets[1:] - 1] = self._text_segment(after.middle)
+        out[out_offsets[1:] - 1] = closing
         for row in np.flatnonzero(lengths == 0).tolist():
             # An empty sentence merges the two gaps: tokenise the whole prompt.
             out[out_offsets[row]] = self._text_segment(parsed.render([[]], **values))

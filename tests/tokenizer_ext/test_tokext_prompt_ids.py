@@ -245,3 +245,55 @@ def test_genes_added_outside_the_vocabulary_get_full_tokenisation_ids(
         template, RankedCells(words, np.array([0, 5])), top_k=5, organism="Homo sapiens"
     )
     assert batch[0] == prompt.ids
+
+
+PRINTABLE = [chr(c) for c in range(32, 127)] + ["\n", "\t"]
+
+
+def test_where_the_rules_say_pythia_cuts_the_ids_concatenate(pythia_tokenizer_path):
+    encoder = TextEncoder.load(pythia_tokenizer_path)
+    cut_pairs = [(a, b) for a in PRINTABLE for b in PRINTABLE if encoder.cuts_between(a, b)]
+    # letters, digits and symbols each cut from the other two and from whitespace
+    assert 5000 < len(cut_pairs) < len(PRINTABLE) ** 2
+    assert encoder.cuts_between("D", ".") and encoder.cuts_between("1", "\n")
+    for a, b in cut_pairs:
+        for left in (" CD3" + a, a, "x-" + a):
+            for right in (b, b + ".\nThe", b + "s x" + b):
+                ids = encoder.encode(left + right)
+                assert ids == encoder.encode(left) + encoder.encode(right), (left, right)
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [("D", "x"), ("1", "2"), (".", "."), ("'", "s"), (" ", "x"), ("t", "|"), ("é", "."), ("", ".")],
+)
+def test_where_the_rules_cannot_tell_the_answer_is_tokenise(pythia_tokenizer_path, left, right):
+    assert not TextEncoder.load(pythia_tokenizer_path).cuts_between(left, right)
+
+
+def test_other_pre_tokenizers_never_claim_a_cut(demo_tokenizer):
+    encoder = TextEncoder.load(demo_tokenizer)
+    assert not any(encoder.cuts_between(a, b) for a in PRINTABLE for b in PRINTABLE)
+
+
+def test_a_wide_datasets_last_genes_cost_no_tokenising(pythia_tokenizer_path):
+    # wide-atlas style symbols (letters then a number) plus ones the rules cannot cut
+    genes = [f"{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}Q{i}" for i in range(3000)]
+    genes += ["AB-", "RP11-1.", "XY'", "CD3D"]
+    encoder = PromptEncoder(GeneTokenCache(pythia_tokenizer_path, genes))
+    rng = np.random.default_rng(0)
+    words = rng.permutation(np.tile(np.arange(len(genes), dtype=np.int32), 2))[:6000]
+    cells = RankedCells(np.concatenate([words, [3000, 3001, 3002]]), np.r_[0:6001:20, 6003])
+    template = "Cell sentence: {cell_sentence}.\nThe cell type is:"
+    text_encoder = encoder.token_cache.encoder
+    calls = []
+    encode = text_encoder.encode
+    text_encoder.encode = lambda text: calls.append(text) or encode(text)
+    batch = encoder.encode_batch(template, cells, top_k=20)
+    text_encoder.encode = encode
+    # the glued pieces of the genes ending in '-', '.', "'"; not one per wide-atlas gene
+    assert 1 <= len(calls) <= 6, calls
+    for i in range(len(cells)):
+        text = encoder.render_text(template, [cells.row(i)], num_genes=20)
+        assert batch[i] == encode(text)
+        assert encoder.encode(template, [cells.row(i)], num_genes=20).ids == batch[i]
