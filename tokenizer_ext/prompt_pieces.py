@@ -44,22 +44,10 @@ class PromptBatch:
 
     def to_tuples(self) -> list[tuple[int, ...]]:
         """Every prompt's ids as a tuple of Python ints (what an engine's prompt takes)."""
-        # Gathering shared int objects is about twice as fast as creating new ones (tolist);
-        # a tuple of a slice's list is faster than one iterating the object array.
-        flat = _python_ints(int(self.ids.max(initial=0)) + 1)[self.ids]
-        bounds = self.offsets.tolist()
-        return [tuple(flat[a:b].tolist()) for a, b in itertools.pairwise(bounds)]
-
-
-_INT_OBJECTS = np.arange(0, dtype=object)
-
-
-def _python_ints(n: int) -> np.ndarray:
-    """Object array holding the Python ints ``0..n-1`` (grown on demand, shared)."""
-    global _INT_OBJECTS
-    if len(_INT_OBJECTS) < n:
-        _INT_OBJECTS = np.array(range(max(n, 2 * len(_INT_OBJECTS))), dtype=object)
-    return _INT_OBJECTS
+        # Fresh ints from each slice's tolist: with their freeing counted, about 20%
+        # cheaper than gathering shared int objects (scattered across the heap).
+        ids, bounds = self.ids, self.offsets.tolist()
+        return [tuple(ids[a:b].tolist()) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)

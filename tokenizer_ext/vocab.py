@@ -22,6 +22,7 @@ ORGANISMS = (HUMAN, MOUSE)
 
 # ENSG / ENSMUSG / ENST ... with an optional version suffix.
 _ENSEMBL_ID = re.compile(r"^ENS[A-Z]*[GTPE]\d{6,}(\.\d+)?$", re.IGNORECASE)
+_ENSEMBL_LINE = re.compile(_ENSEMBL_ID.pattern, re.IGNORECASE | re.MULTILINE)
 _WHITESPACE = re.compile(r"\s")
 
 OnCollision = Literal["error", "merge"]
@@ -30,6 +31,14 @@ OnCollision = Literal["error", "merge"]
 def looks_like_ensembl_id(name: str) -> bool:
     """Return whether ``name`` looks like an Ensembl id (``ENSG00000141510``)."""
     return bool(_ENSEMBL_ID.match(name))
+
+
+def ensembl_mask(names: Sequence[str]) -> np.ndarray:
+    """Per name (none holding whitespace): whether it looks like an Ensembl id; one
+    search over all names when none does, as in a dataset of symbols."""
+    if not _ENSEMBL_LINE.search("\n".join(names)):
+        return np.zeros(len(names), dtype=bool)
+    return np.fromiter(map(looks_like_ensembl_id, names), dtype=bool, count=len(names))
 
 
 def guess_organism(names: Iterable[str]) -> str:
@@ -51,7 +60,7 @@ def guess_organism(names: Iterable[str]) -> str:
     names = list(names)
     if not names:
         return HUMAN
-    lower = sum(any(c.islower() for c in n) for n in names)
+    lower = sum(n.upper() != n for n in names)  # one C call per name, not one per letter
     return MOUSE if lower > len(names) / 2 else HUMAN
 
 
@@ -98,12 +107,12 @@ class GeneVocabulary:
             raise GeneCollisionError(collisions)
         if on_collision not in ("error", "merge"):
             raise ValueError(f"on_collision must be 'error' or 'merge', got {on_collision!r}")
-        self._index: dict[str, int] = {}
-        column_to_word = np.empty(len(upper), dtype=np.int32)
-        for column, symbol in enumerate(upper):
-            column_to_word[column] = self._index.setdefault(symbol, len(self._index))
+        # words numbered by first column
+        self._index: dict[str, int] = dict(zip(dict.fromkeys(upper), itertools.count()))
         self.symbols: tuple[str, ...] = tuple(self._index)
-        self.column_to_word = column_to_word
+        self.column_to_word = np.fromiter(
+            map(self._index.__getitem__, upper), dtype=np.int32, count=len(upper)
+        )
         self.collisions = collisions
         if organism is not None and organism not in ORGANISMS:
             raise ValueError(f"organism must be one of {ORGANISMS}, got {organism!r}")
@@ -215,18 +224,24 @@ class GeneVocabulary:
 
 
 def _check_symbols(names: list[str], ensembl_threshold: float) -> None:
-    bad = [n for n in names if not n or _WHITESPACE.search(n)]
+    # Names hold no whitespace exactly when their concatenation holds none: one search.
+    if all(names) and not _WHITESPACE.search("".join(names)):
+        bad = []
+    else:
+        bad = [n for n in names if not n or _WHITESPACE.search(n)]
     if bad:
         raise InvalidGeneSymbolError(
             f"{len(bad)} gene name(s) are empty or contain whitespace (C2S splits "
             f"sentences on spaces): {bad[:10]}"
         )
-    ensembl = [n for n in names if looks_like_ensembl_id(n)]
+    ensembl = [n for n, flagged in zip(names, ensembl_mask(names), strict=True) if flagged]
     if names and ensembl and len(ensembl) / len(names) >= ensembl_threshold:
         raise EnsemblIdError(ensembl[:5], len(ensembl) / len(names))
 
 
 def _collisions(names: list[str], upper: list[str]) -> dict[str, list[str]]:
+    if len(set(upper)) == len(upper):
+        return {}
     seen: dict[str, list[str]] = {}
     for name, symbol in zip(names, upper, strict=True):
         seen.setdefault(symbol, []).append(name)

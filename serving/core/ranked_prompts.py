@@ -25,7 +25,7 @@ from serving.core.validation import ModelChecks, validate_inputs
 from serving.engine.params import GenerationParams
 from tokenizer_ext import GeneVocabulary, RankedCells
 from tokenizer_ext.templates import SENTENCE_FIELDS
-from tokenizer_ext.vocab import looks_like_ensembl_id
+from tokenizer_ext.vocab import ensembl_mask
 
 
 class RankedPrompts:
@@ -53,7 +53,7 @@ class RankedPrompts:
         # each dataset gene tokenised once, here; None when the cache cannot hold them all
         self.cache_words = builder.gene_words(vocabulary.symbols)
         symbols = vocabulary.symbols
-        self.ensembl = np.fromiter(map(looks_like_ensembl_id, symbols), bool, len(symbols))
+        self.ensembl = ensembl_mask(symbols)
         self.checks = checks
         model_genes = checks.model_genes
         if model_genes is None:
