@@ -211,6 +211,7 @@ def atlas_scaling_context(scaling: dict) -> dict:
             fmt(r.get("end_to_end_cells_per_s"), 0),
             fmt(r.get("answering_cells_per_cpu_s"), 0),
             status(_at_least(r.get("answering_cells_per_cpu_s"), cpu_goal)),
+            _runs_spread(r.get("answering_cells_per_cpu_s_runs")),
             fmt(r.get("cells_per_cpu_s"), 0),
             fmt(r.get("answering_peak_rss_mib"), 0),
             fmt(r.get("peak_rss_mib"), 0),
@@ -232,6 +233,15 @@ def atlas_scaling_context(scaling: dict) -> dict:
         for workers, r in (scaling.get("ratios") or {}).items()
     ]
     return {"data": scaling, "rows": rows, "ratios": ratios, "goals": goals}
+
+
+def _runs_spread(values: list | None) -> str:
+    """``5: 4,900-5,300``: how many runs a median is of, and their range."""
+    if not values:
+        return ""
+    if len(values) == 1:
+        return "1"
+    return f"{len(values)}: {fmt(min(values), 0)}-{fmt(max(values), 0)}"
 
 
 def distributed_context(record: dict) -> dict:
