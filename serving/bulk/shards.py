@@ -115,6 +115,7 @@ class ShardStore:
                 "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "shards": done,
             },
+            indent=None,  # rewritten per commit: see atomic.write_json
         )
 
     def read_rows(self, plan: ShardPlan) -> pa.Table:
