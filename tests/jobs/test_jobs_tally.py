@@ -171,11 +171,56 @@ def test_annotated_copy_gets_new_columns_and_replaces_its_own(tmp_path):
 
 
 def test_large_buffers_are_returned_unless_the_environment_says_otherwise(monkeypatch):
-    from serving.bulk.heap import return_large_buffers
+    from serving.bulk.heap import return_large_buffers, share_heaps
 
     assert return_large_buffers() is True  # Linux with glibc, as the development machine
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert return_large_buffers() is False
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert share_heaps() is False
+
+
+HEAPS_BEFORE_AND_AFTER_THREADS = """
+import ctypes, sys, tempfile, threading
+from serving.bulk.heap import share_heaps
+
+def heaps():
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    with tempfile.NamedTemporaryFile() as out:
+        stream = libc.fopen(out.name.encode(), b"w")
+        libc.malloc_info(0, ctypes.c_void_p(stream))
+        libc.fclose(ctypes.c_void_p(stream))
+        return open(out.name).read().count("<heap nr=")
+
+before = heaps()
+if sys.argv[1] == "shared":
+    assert share_heaps(before)
+barrier = threading.Barrier(4)
+def allocate():
+    kept = [bytearray(200_000) for _ in range(5)]  # glibc malloc, in this thread's arena
+    barrier.wait()
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(heaps() - before)
+"""
+
+
+@pytest.mark.parametrize("mode, new_heaps", [("shared", 0), ("default", 4)])
+def test_the_bulk_runs_threads_share_their_heaps(mode, new_heaps):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HEAPS_BEFORE_AND_AFTER_THREADS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
+    )
+    # glibc's default gives each thread that allocates a heap (arena) of its own
+    assert int(done.stdout) == new_heaps
 
 
 def test_answering_runs_the_collector_less_often_and_restores_it():
