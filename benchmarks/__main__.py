@@ -43,6 +43,17 @@ def run_label_scoring(options: SuiteOptions) -> None:
     subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
+def run_distributed(options: SuiteOptions) -> None:
+    """Issue 15's local-vs-distributed benchmark (its own CLI), in a child process; quick:
+    the instant part on 2,000 cells."""
+    args = ["--out", str(options.results_dir / "distributed.json")]
+    if options.quick:
+        args += ["--part", "instant", "--cells", "2000"]
+    command = [sys.executable, "-m", "benchmarks.distributed_bench", *args]
+    log(f"distributed: {' '.join(command[1:])}")
+    subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
 def _suites() -> dict:
     from benchmarks import (
         atlas_scaling,
@@ -63,6 +74,7 @@ def _suites() -> dict:
         "tokenizer": run_tokenizer,
         "bulk": bulk_bench.run,
         "atlas_scaling": atlas_scaling.run,
+        "distributed": run_distributed,
         "serving_overhead": serving_overhead.run,
     }
 
@@ -77,6 +89,7 @@ DEFAULT_SUITES = (
     "label_scoring",
     "bulk",
     "atlas_scaling",
+    "distributed",
     "serving_overhead",
 )
 QUICK_SUITES = (*DEFAULT_SUITES, "tokenizer")

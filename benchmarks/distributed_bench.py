@@ -17,7 +17,9 @@ excluded). Peak RSS per process is each process's VmHWM, reset before the run
 (``/proc/PID/clear_refs``): the driver, and the largest of the Ray workers.
 
 Run under ``flock /tmp/c2s-bench.lock``: ``.venv/bin/python -m benchmarks.distributed_bench
-[--part instant|demo] [--cells N]``; writes ``benchmarks/results/distributed.json``.
+[--part instant|demo] [--cells N] [--out FILE]``; writes ``benchmarks/results/distributed.json``
+(a part run alone keeps the other part's figures). ``make bench`` runs it as the suite
+``distributed``.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ async def main(args: argparse.Namespace) -> dict:
     from serving.testing.ray_cluster import loopback_cluster
 
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "distributed.json"
+    path = args.out
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = json.loads(path.read_text()) if path.exists() else {}
     record.update(
         benchmark="c2s annotate --mode distributed vs in-process, same cells",
@@ -220,4 +223,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["instant", "demo"])
     parser.add_argument("--cells", type=int)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "distributed.json")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
