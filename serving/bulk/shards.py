@@ -3,7 +3,7 @@
 Layout of ``out/``::
 
     manifest.json           what the run is (input fingerprint, settings, plan size)
-    progress.json           committed shards and cells, rewritten after every commit
+    progress.json           committed shards and cells, rewritten as shards commit
     shards/part-000012.parquet
 
 A shard file exists only once its rows were written and fsynced (`serving.bulk.atomic`),
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from serving.bulk.rows import ROW_SCHEMA
 MANIFEST, PROGRESS, SHARDS = "manifest.json", "progress.json", "shards"
 #: files of a run, removed by ``overwrite`` (outputs are replaced when rewritten)
 RUN_FILES = (MANIFEST, PROGRESS)
+#: least seconds between two rewrites of the progress record; the first and the finished
+#: one are always written. Each record lists every committed shard, and a run of millions
+#: of cells commits thousands: one record per commit would cost time squared in shards.
+PROGRESS_INTERVAL_S = 0.5
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -56,6 +60,7 @@ class ShardStore:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         self.shards_dir = self.out / SHARDS
+        self._progress_at = -float("inf")
 
     def open_run(self, manifest: Mapping[str, Any], *, overwrite: bool) -> None:
         """Start or resume the run that ``manifest`` describes.
@@ -100,8 +105,13 @@ class ShardStore:
         data = table if isinstance(table, bytes) else parquet_bytes(table)
         atomic.write_bytes(self.shards_dir / shard_name(index), data)
 
-    def record_progress(self, done: Iterable[int], plan: ShardPlan) -> None:
-        """Rewrite the progress record (for people and monitors; the shards decide)."""
+    def record_progress(self, done: Collection[int], plan: ShardPlan) -> None:
+        """Rewrite the progress record (for people and monitors; the shards decide), at
+        most every `PROGRESS_INTERVAL_S`, and always once every shard is done."""
+        now = time.monotonic()
+        if len(done) < len(plan.shards) and now - self._progress_at < PROGRESS_INTERVAL_S:
+            return
+        self._progress_at = now
         done = sorted(done)
         cells = plan.cells_in(done)
         atomic.write_json(
@@ -115,7 +125,7 @@ class ShardStore:
                 "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "shards": done,
             },
-            indent=None,  # rewritten per commit: see atomic.write_json
+            indent=None,  # rewritten as shards commit: see atomic.write_json
         )
 
     def read_rows(self, plan: ShardPlan) -> pa.Table:

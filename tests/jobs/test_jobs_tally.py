@@ -246,10 +246,13 @@ def test_answering_runs_the_collector_less_often_and_restores_it():
     assert gc.get_threshold() == before
 
 
-def test_recording_progress_leaves_no_garbage_for_the_collector(tmp_path):
+def test_recording_progress_leaves_no_garbage_for_the_collector(tmp_path, monkeypatch):
     import gc
     import json
 
+    import serving.bulk.shards as shards
+
+    monkeypatch.setattr(shards, "PROGRESS_INTERVAL_S", 0.0)  # every record written
     # the bulk run collects cycles rarely: a commit must not leave any (an indenting JSON
     # encoder did, one per shard)
     store = ShardStore(tmp_path)
@@ -266,3 +269,28 @@ def test_recording_progress_leaves_no_garbage_for_the_collector(tmp_path):
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert progress["done_shards"] == 100 and progress["finished"]
     assert progress["shards"] == list(range(100))
+
+
+def test_the_progress_record_is_rewritten_at_most_twice_a_second_and_when_finished(
+    tmp_path, monkeypatch
+):
+    import json
+
+    import serving.bulk.shards as shards
+
+    clock = [1000.0]
+    monkeypatch.setattr(shards.time, "monotonic", lambda: clock[0])
+    store = ShardStore(tmp_path)
+    plan = single_cell_plan(40, 10)  # 4 shards
+
+    def recorded() -> int:
+        return json.loads((tmp_path / "progress.json").read_text())["done_shards"]
+
+    store.record_progress(set(), plan)  # the first record is always written
+    store.record_progress({0}, plan)
+    assert recorded() == 0
+    clock[0] += shards.PROGRESS_INTERVAL_S
+    store.record_progress({0, 1}, plan)
+    assert recorded() == 2
+    store.record_progress({0, 1, 2, 3}, plan)  # finished: written at once
+    assert recorded() == 4
