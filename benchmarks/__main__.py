@@ -22,36 +22,33 @@ from benchmarks.machine import REPO_ROOT
 from benchmarks.suite import QUICK_DIR, RESULTS_DIR, SuiteOptions, log
 
 
-def run_tokenizer(options: SuiteOptions) -> None:
-    """The tokenizer_ext prompt-construction benchmark (another harness; its own CLI)."""
-    args = ["--out", str(options.results_dir / "tokenizer.json")]
+def _run_own_harness(suite: str, module: str, options: SuiteOptions, quick: list[str]) -> None:
+    """A suite with a harness and CLI of its own, run in a child process; its JSON goes
+    to the run's results folder, and ``quick`` are its arguments of a smoke test."""
+    args = ["--out", str(options.results_dir / f"{suite}.json")]
     if options.quick:
-        args += ["--cells", "8192", "--c2s-cells", "200", "--repeats", "1"]
-        args += ["--memory-cells", "8192"]
-    command = [sys.executable, "-m", "benchmarks.tokenizer_bench", *args]
-    log(f"tokenizer: {' '.join(command[1:])}")
+        args += quick
+    command = [sys.executable, "-m", module, *args]
+    log(f"{suite}: {' '.join(command[1:])}")
     subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_tokenizer(options: SuiteOptions) -> None:
+    """The tokenizer_ext prompt-construction benchmark."""
+    quick = ["--cells", "8192", "--c2s-cells", "200", "--repeats", "1", "--memory-cells", "8192"]
+    _run_own_harness("tokenizer", "benchmarks.tokenizer_bench", options, quick)
 
 
 def run_label_scoring(options: SuiteOptions) -> None:
-    """Issue 10's label-scoring cost benchmark (its own CLI), run in a child process."""
-    args = ["--out", str(options.results_dir / "label_scoring.json")]
-    if options.quick:
-        args += ["--quick", "--shape", "TINY", "--cells", "1", "--batch", "2"]
-    command = [sys.executable, "-m", "benchmarks.label_scoring_bench", *args]
-    log(f"label_scoring: {' '.join(command[1:])}")
-    subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+    """Issue 10's label-scoring cost benchmark."""
+    quick = ["--quick", "--shape", "TINY", "--cells", "1", "--batch", "2"]
+    _run_own_harness("label_scoring", "benchmarks.label_scoring_bench", options, quick)
 
 
 def run_distributed(options: SuiteOptions) -> None:
-    """Issue 15's local-vs-distributed benchmark (its own CLI), in a child process; quick:
-    the instant part on 2,000 cells."""
-    args = ["--out", str(options.results_dir / "distributed.json")]
-    if options.quick:
-        args += ["--part", "instant", "--cells", "2000"]
-    command = [sys.executable, "-m", "benchmarks.distributed_bench", *args]
-    log(f"distributed: {' '.join(command[1:])}")
-    subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+    """Issue 15's local-vs-distributed benchmark; quick: the instant part on 2,000 cells."""
+    quick = ["--part", "instant", "--cells", "2000"]
+    _run_own_harness("distributed", "benchmarks.distributed_bench", options, quick)
 
 
 def _suites() -> dict:

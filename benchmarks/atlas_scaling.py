@@ -170,7 +170,7 @@ def child_main(path: Path, out: Path) -> None:
     import asyncio
 
     from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
-    from serving.bulk.heap import share_heaps
+    from serving.bulk.heap import settle_heap
     from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
@@ -178,7 +178,7 @@ def child_main(path: Path, out: Path) -> None:
 
     # before this process's first thread (the RSS sampler), as in `c2s annotate`, whose
     # job sets it before the threads it starts
-    share_heaps()
+    settle_heap()
     build = BuildStage.from_model(TOKENIZER_DIR)
     encoder = build.builder.encoder
     engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)

@@ -28,7 +28,7 @@ from serving.bulk.answer import (
 from serving.bulk.cells import ReadyShard, ShardAssembler, iter_cell_chunks
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.errors import AnnotateError, InputError
-from serving.bulk.heap import return_large_buffers, share_heaps
+from serving.bulk.heap import settle_heap
 from serving.bulk.input_file import InputFile, inspect_input
 from serving.bulk.outputs import write_outputs
 from serving.bulk.plan import ShardPlan, group_plan, single_cell_plan
@@ -101,8 +101,7 @@ class AnnotationJob:
             And the serving core's errors (`serving.core.errors.C2SError`).
         """
         started = time.perf_counter()
-        return_large_buffers()  # flat RSS over millions of cells
-        share_heaps()
+        settle_heap()
         if source is None:
             source = preflight(self.config, self.registry)
         plan, group_size = self._plan(source, await self.runner.max_model_len())

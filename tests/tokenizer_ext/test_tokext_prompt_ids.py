@@ -276,7 +276,7 @@ def test_other_pre_tokenizers_never_claim_a_cut(demo_tokenizer):
     assert not any(encoder.cuts_between(a, b) for a in PRINTABLE for b in PRINTABLE)
 
 
-def test_a_wide_datasets_last_genes_cost_no_tokenising(pythia_tokenizer_path):
+def test_a_wide_datasets_last_genes_cost_no_tokenising(pythia_tokenizer_path, monkeypatch):
     # wide-atlas style symbols (letters then a number) plus ones the rules cannot cut
     genes = [f"{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}Q{i}" for i in range(3000)]
     genes += ["AB-", "RP11-1.", "XY'", "CD3D"]
@@ -286,13 +286,17 @@ def test_a_wide_datasets_last_genes_cost_no_tokenising(pythia_tokenizer_path):
     cells = RankedCells(np.concatenate([words, [3000, 3001, 3002]]), np.r_[0:6001:20, 6003])
     template = "Cell sentence: {cell_sentence}.\nThe cell type is:"
     text_encoder = encoder.token_cache.encoder
-    calls = []
-    encode = text_encoder.encode
-    text_encoder.encode = lambda text: calls.append(text) or encode(text)
+    encode, encode_batch = text_encoder.encode, text_encoder.encode_batch
+    tokenised = []
+    monkeypatch.setattr(text_encoder, "encode", lambda t: tokenised.append(t) or encode(t))
+    monkeypatch.setattr(
+        text_encoder, "encode_batch", lambda ts: tokenised.extend(ts) or encode_batch(ts)
+    )
     batch = encoder.encode_batch(template, cells, top_k=20)
-    text_encoder.encode = encode
-    # the glued pieces of the genes ending in '-', '.', "'"; not one per wide-atlas gene
-    assert 1 <= len(calls) <= 6, calls
+    monkeypatch.undo()
+    # the glued pieces of the genes ending in '-', '.', "'", and none of a wide-atlas gene
+    assert " XY'.\nThe" in tokenised
+    assert not [t for t in tokenised if "Q" in t]
     for i in range(len(cells)):
         text = encoder.render_text(template, [cells.row(i)], num_genes=20)
         assert batch[i] == encode(text)
