@@ -19,11 +19,18 @@ with the outputs (``peak_rss_mib``), and the process's maximum. Goals: 1M-cell c
 0.9x the 10k figure, 1M peak RSS <= 1.2x the 10k peak, >= 5,000 cells per CPU-second up to
 the last shard.
 
-``workers`` is the hook of the distributed mode (issue 15, item 2): 1 is this local run;
-other counts are measured by `DISTRIBUTED` when a distributed runner is plugged in.
+Each size also runs distributed (``c2s annotate --mode distributed``, issue 15) on 1 and 2
+workers: a child process starts a two-node Ray cluster on loopback (one CPU per node, as
+`benchmarks.distributed_bench`), the range tasks read the same file, and the engine
+actor is the instant one (`serving.testing.fake_engine.instant_engine`, asking no CPU).
+Per run: cells/s to the last shard and end to end, cells per CPU-second of every process
+of the run (driver, Ray workers, raylets, GCS), and peak RSS per process (the driver's
+and the largest Ray process's VmHWM, to the last shard and over the whole job). Both runs'
+shards are compared byte for byte. Goals as above per worker count, and 2 workers >= 1.7x
+one (`WORKER_GOAL`).
 
 Run: ``.venv/bin/python -m benchmarks run --suite atlas_scaling [--quick]`` (10k and
-100k with ``--quick``); the last line printed is JSON, also written to
+100k, local only, with ``--quick``); the last line printed is JSON, also written to
 ``benchmarks/results/atlas_scaling.json``.
 """
 
@@ -31,14 +38,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.machine import REPO_ROOT
@@ -60,9 +64,9 @@ REPEATS = {10_000: 5, 100_000: 3}
 CPU_SPEED_GOAL = 5_000
 TOKENIZER_DIR = REPO_ROOT.parent / "shared" / "pythia-tokenizer"
 
-#: ``workers -> measure(path, cells, workers) -> result`` for counts other than 1; the
-#: distributed mode fills it in
-DISTRIBUTED: dict[int, Callable[[Path, int, int], dict]] = {}
+#: worker counts of the distributed runs, and the goal of the largest over one
+WORKERS = (1, 2)
+WORKER_GOAL = 1.7
 
 
 def atlas_bytes(cells: int) -> int:
@@ -95,16 +99,47 @@ def generate(cells: int) -> tuple[Path, float]:
 
 
 def measure_local(path: Path, cells: int) -> dict:
-    """One size in a child process (`child_main`); its JSON result."""
-    out = WORK_DIR / f"out-{cells}"
-    command = [sys.executable, "-m", "benchmarks.atlas_scaling", "--child", str(path), str(out)]
+    """One size in-process, in a child process (`benchmarks.atlas_runs.child_main`);
+    its JSON result."""
+    return _child(["--child", str(path), str(_local_out(cells))], _local_out(cells))
+
+
+def measure_distributed(path: Path, cells: int, workers: int) -> dict:
+    """One size distributed on ``workers`` workers, in a child process that starts its
+    own cluster (`benchmarks.atlas_runs.distributed_child_main`); its JSON result, and
+    whether its shards equal the 1-worker run's (kept until the size is done)."""
+    out = WORK_DIR / f"out-{cells}-{workers}w"
+    figures = _child(["--distributed-child", str(path), str(out), str(workers)], out)
+    first = WORK_DIR / f"out-{cells}-1w"
+    if workers != 1 and first.exists():
+        from benchmarks.distributed_bench import same_shards
+
+        figures["same_shards_as_1_worker"] = same_shards(out, first)
+    return figures
+
+
+def _local_out(cells: int) -> Path:
+    return WORK_DIR / f"out-{cells}"
+
+
+def _child(args: list[str], out: Path) -> dict:
+    """Run `benchmarks.atlas_runs` with ``args``; its last line as JSON. Of ``out`` only
+    the shards are kept (the annotated copy is as large as the atlas)."""
+    command = [sys.executable, "-m", "benchmarks.atlas_runs", *args]
     try:
         done = subprocess.run(
             command, cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=3600
         )
     finally:
-        shutil.rmtree(out, ignore_errors=True)  # the annotated copy is as large as the atlas
+        for entry in out.iterdir() if out.exists() else ():
+            if entry.name != "shards":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"command": " ".join(command[1:])}
+
+
+def drop_outputs(cells: int) -> None:
+    for out in WORK_DIR.glob(f"out-{cells}*"):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def median_figures(runs: list[dict]) -> dict:
@@ -120,170 +155,101 @@ def median_figures(runs: list[dict]) -> dict:
     }
 
 
-class PeakRss:
-    """Samples this process's RSS every ``interval_s`` until stopped."""
-
-    def __init__(self, interval_s: float = 0.1) -> None:
-        import psutil
-
-        self.process = psutil.Process()
-        self.peak = 0
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-        return self.peak
-
-
-class AnsweringPeak:
-    """A job progress listener that keeps the peak RSS and the process's CPU time when the
-    last shard is committed (`AnnotationJob` stops its listener before writing the
-    outputs)."""
-
-    def __init__(self, rss: PeakRss) -> None:
-        self.rss = rss
-        self.peak = 0
-        self.cpu_s = 0.0
-
-    def start(self, total_cells: int, done_cells: int) -> None:
-        pass
-
-    def advance(self, cells: int) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.cpu_s = time.process_time()
-        self.peak = max(self.rss.peak, self.rss.process.memory_info().rss)
-
-
-def child_main(path: Path, out: Path) -> None:
-    """Annotate ``path`` into ``out`` with the instant engine; print the figures as JSON."""
-    import asyncio
-
-    from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
-    from serving.bulk.heap import settle_heap
-    from serving.core.pipeline import LocalPipeline
-    from serving.core.stages import BuildStage, DecodeStage
-    from serving.engine import EngineConfig
-    from serving.testing.fake_engine import FakeEngine
-
-    # before this process's first thread (the RSS sampler), as in `c2s annotate`, whose
-    # job sets it before the threads it starts
-    settle_heap()
-    build = BuildStage.from_model(TOKENIZER_DIR)
-    encoder = build.builder.encoder
-    engine = FakeEngine(lambda ids: " B cell.", encoder.encode, encoder.decode)
-    stages = LocalPipeline(build, engine, DecodeStage.from_model(TOKENIZER_DIR))
-    config = AnnotateConfig(
-        input=path,
-        out=out,
-        n_genes=N_GENES_PROMPT,
-        overwrite=True,
-        execution=ExecutionConfig(
-            mode="local", engine=EngineConfig(model=str(TOKENIZER_DIR)), model_dir=TOKENIZER_DIR
-        ),
-    )
-    rss = PeakRss()
-    answering = AnsweringPeak(rss)
-    cpu_before, started = time.process_time(), time.perf_counter()
-    job = AnnotationJob(config, PipelineRunner(stages, "fake-c2s"), progress=answering)
-    result = asyncio.run(job.run())
-    end_to_end = time.perf_counter() - started
-    cpu = time.process_time() - cpu_before
-    run = result.report["run"]
-    peak = rss.stop()
-    answering_cpu = answering.cpu_s - cpu_before
-    figures = {
-        "cells": run["annotated_cells"],
-        "pipeline_s": run["elapsed_s"],
-        "end_to_end_s": round(end_to_end, 3),
-        "cells_per_s": round(run["annotated_cells"] / run["elapsed_s"], 1),
-        "end_to_end_cells_per_s": round(run["annotated_cells"] / end_to_end, 1),
-        "cpu_s": round(cpu, 3),
-        "cells_per_cpu_s": round(run["annotated_cells"] / cpu, 1),
-        "answering_cpu_s": round(answering_cpu, 3),
-        "answering_cells_per_cpu_s": round(run["annotated_cells"] / answering_cpu, 1),
-        "answering_peak_rss_mib": round(answering.peak / 2**20, 1),
-        "peak_rss_mib": round(peak / 2**20, 1),
-        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "prompt_tokens": result.report["tokens"]["prompt"],
-    }
-    print(json.dumps(figures), flush=True)
-
-
-def run(options: SuiteOptions, workers: tuple[int, ...] = (1,)) -> None:
-    """The ``atlas_scaling`` suite: every size that fits the disk, for each worker count."""
+def run(options: SuiteOptions) -> None:
+    """The ``atlas_scaling`` suite: every size that fits the disk, in-process and (not
+    with ``quick``) distributed on each of `WORKERS`."""
     record = start_record("atlas_scaling", options)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     sizes, notes = sizes_that_fit(QUICK_SIZES if options.quick else SIZES)
     record |= {
-        "benchmark": "c2s annotate in-process on the generated wide atlas, instant engine",
+        "benchmark": "c2s annotate on the generated wide atlas, instant engine: in-process, "
+        "and distributed on a two-node loopback Ray cluster",
         "atlas": {"genes": N_GENES, "expressed_per_cell": EXPRESSED, "bank_cells": BANK_CELLS},
         "n_genes": N_GENES_PROMPT,
         "goals": {
             "speed_1m_vs_10k": SPEED_GOAL,
             "rss_1m_vs_10k": RSS_GOAL,
             "answering_cells_per_cpu_s": CPU_SPEED_GOAL,
+            "workers_2_vs_1": WORKER_GOAL,
         },
         "not_run": notes,
         "runs": [],
     }
     for cells in sizes:
         path, generate_s = generate(cells)
-        for count in workers:
-            log(f"atlas_scaling: {cells:,} cells, {count} worker(s)")
-            if count == 1:
-                figures = median_figures(
-                    [measure_local(path, cells) for _ in range(REPEATS.get(cells, 1))]
-                )
-            elif count in DISTRIBUTED:
-                figures = DISTRIBUTED[count](path, cells, count)
-            else:
-                figures = {"skipped": "no distributed runner plugged in"}
-            record["runs"].append(
-                {"cells": cells, "workers": count, "generate_s": round(generate_s, 1)} | figures
-            )
+        head = {"cells": cells, "generate_s": round(generate_s, 1)}
+        log(f"atlas_scaling: {cells:,} cells, in-process")
+        runs = [measure_local(path, cells) for _ in range(REPEATS.get(cells, 1))]
+        record["runs"].append(head | {"mode": "local", "workers": 1} | median_figures(runs))
+        for workers in () if options.quick else WORKERS:
+            log(f"atlas_scaling: {cells:,} cells, distributed, {workers} worker(s)")
+            figures = measure_distributed(path, cells, workers)
+            record["runs"].append(head | {"mode": "distributed", "workers": workers} | figures)
+        drop_outputs(cells)
     record["ratios"] = scaling_ratios(record["runs"])
+    record["worker_scaling"] = worker_scaling(record["runs"], record["machine"]["usable_cpus"])
     finish_record(record, options)
 
 
+def run_label(run: dict) -> str:
+    """``in-process``, or ``distributed, N worker(s)``."""
+    if run.get("mode", "local") == "local":
+        return "in-process"
+    return f"distributed, {run['workers']} worker{'s' if run['workers'] != 1 else ''}"
+
+
 def scaling_ratios(runs: list[dict]) -> dict:
-    """Largest size over 10k, per worker count: cells/s and peak RSS."""
+    """Largest size over 10k, per setup (`run_label`): cells/s and peak RSS."""
     ratios = {}
-    for count in sorted({r["workers"] for r in runs}):
-        measured = [r for r in runs if r["workers"] == count and "cells_per_s" in r]
+    for label in dict.fromkeys(run_label(r) for r in runs):
+        measured = [r for r in runs if run_label(r) == label and "cells_per_s" in r]
         small = next((r for r in measured if r["cells"] == SIZES[0]), None)
         if small is None or len(measured) < 2:
             continue
         large = max(measured, key=lambda r: r["cells"])
-        ratios[str(count)] = {
+        ratios[label] = {
             "cells": large["cells"],
             "speed": round(large["cells_per_s"] / small["cells_per_s"], 3),
             "peak_rss": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3),
-            "max_rss": round(large["max_rss_mib"] / small["max_rss_mib"], 3),
         }
-        if "answering_peak_rss_mib" in small and "answering_peak_rss_mib" in large:
-            ratios[str(count)]["answering_peak_rss"] = round(
-                large["answering_peak_rss_mib"] / small["answering_peak_rss_mib"], 3
-            )
+        for key in ("max_rss", "answering_peak_rss"):
+            if f"{key}_mib" in small and f"{key}_mib" in large:
+                ratios[label][key] = round(large[f"{key}_mib"] / small[f"{key}_mib"], 3)
     return ratios
+
+
+def worker_scaling(runs: list[dict], cores: int) -> list[dict]:
+    """Per size, the distributed run on the most workers over the run on one (cells/s),
+    beside what ``cores`` allow: the 1-worker run kept ``cores_busy`` cores busy (its
+    worker, the driver, the engine actor, Ray), so ``cores`` of them allow at most
+    ``cores / cores_busy`` times its speed (and no more than the worker count)."""
+    scaling = []
+    for cells in dict.fromkeys(r["cells"] for r in runs):
+        spread = {
+            r["workers"]: r
+            for r in runs
+            if r["cells"] == cells and r.get("mode") == "distributed" and "cells_per_s" in r
+        }
+        if 1 not in spread or len(spread) < 2:
+            continue
+        most, one = max(spread), spread[1]
+        speed = spread[most]["cells_per_s"] / one["cells_per_s"]
+        allowed = min(most, cores / one["cores_busy"])
+        scaling.append(
+            {
+                "cells": cells,
+                "workers": most,
+                "speed_vs_1": round(speed, 3),
+                "cores": cores,
+                "cores_busy_1": one["cores_busy"],
+                "cores_allow": round(allowed, 3),
+                "share_of_allowed": round(speed / allowed, 3),
+            }
+        )
+    return scaling
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.atlas_scaling")
-    parser.add_argument("--child", nargs=2, type=Path, metavar=("INPUT", "OUT"))
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.child:
-        child_main(*args.child)
-    else:
-        run(SuiteOptions(quick=args.quick, results_dir=RESULTS_DIR))
+    run(SuiteOptions(quick=parser.parse_args().quick, results_dir=RESULTS_DIR))

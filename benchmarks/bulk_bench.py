@@ -41,6 +41,7 @@ from pathlib import Path
 
 from benchmarks.checkpoints import PYTHIA_TOKENIZER_DIR
 from benchmarks.machine import REPO_ROOT
+from benchmarks.process_cpu import tree_cpu_seconds
 from benchmarks.suite import RESULTS_DIR, SuiteOptions, finish_record, log, start_record
 
 WORK_DIR = REPO_ROOT / "benchmarks" / ".work" / "bulk"
@@ -100,23 +101,6 @@ def dataset(cells: int) -> Path:
         WORK_DIR.mkdir(parents=True, exist_ok=True)
         sc.datasets.pbmc68k_reduced()[:cells].copy().write_h5ad(path)
     return path
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) used so far by this process and its children: the engine
-    core and its worker. Unlike wall time it does not grow when other jobs share the
-    machine, so it shows what each path costs."""
-    import psutil
-
-    me = psutil.Process()
-    total = 0.0
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def summary(runs_s: list[float], cpu_s: list[float], cells: int) -> dict:
@@ -192,14 +176,14 @@ async def run_workload(workload: Workload, repeats: int) -> dict:
         for repeat in range(repeats):
             # alternate which path goes first, so that drifts in load touch both alike
             for path in ("raw", "bulk") if repeat % 2 == 0 else ("bulk", "raw"):
-                cpu_before = cpu_seconds()
+                cpu_before = tree_cpu_seconds()
                 if path == "raw":
                     seconds, outputs["raw"] = await raw_pass(engine, prompts)
                     raw.append(seconds)
-                    raw_cpu.append(cpu_seconds() - cpu_before)
+                    raw_cpu.append(tree_cpu_seconds() - cpu_before)
                     continue
                 seconds, total, report = await bulk_pass(config, PipelineRunner(stages))
-                bulk_cpu.append(cpu_seconds() - cpu_before)
+                bulk_cpu.append(tree_cpu_seconds() - cpu_before)
                 pipeline.append(seconds)
                 end_to_end.append(total)
                 outputs["bulk"] = report["tokens"]["output"]

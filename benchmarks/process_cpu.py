@@ -154,3 +154,18 @@ def idle_cpu(owner_pids: set[int] | None, seconds: float) -> dict[str, float]:
     with CpuMeter(owner_pids) as meter:
         time.sleep(seconds)
     return meter.per_second()
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and every process under it (an engine
+    core and its worker, a Ray cluster it started). Unlike wall time it does not grow
+    when other jobs share the machine, so it shows what each path costs."""
+    me = psutil.Process()
+    total = 0.0
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

@@ -201,38 +201,86 @@ def bulk_context(bulk: dict) -> dict:
 
 
 def atlas_scaling_context(scaling: dict) -> dict:
+    from benchmarks.atlas_scaling import run_label
+
     goals = scaling.get("goals", {})
     cpu_goal = goals.get("answering_cells_per_cpu_s")
     rows = [
         [
             f"{r['cells']:,}",
-            r["workers"],
+            run_label(r),
             fmt(r.get("cells_per_s"), 0),
             fmt(r.get("end_to_end_cells_per_s"), 0),
             fmt(r.get("answering_cells_per_cpu_s"), 0),
-            status(_at_least(r.get("answering_cells_per_cpu_s"), cpu_goal)),
+            # the CPU goal is the in-process driver's; a distributed run counts every process
+            status(_at_least(r.get("answering_cells_per_cpu_s"), cpu_goal))
+            if r.get("mode", "local") == "local"
+            else "—",
             _runs_spread(r.get("answering_cells_per_cpu_s_runs")),
+            fmt(r.get("cores_busy")),
             fmt(r.get("cells_per_cpu_s"), 0),
             fmt(r.get("answering_peak_rss_mib"), 0),
             fmt(r.get("peak_rss_mib"), 0),
-            r.get("skipped", ""),
+            _per_process_rss(r),
         ]
         for r in scaling.get("runs", [])
     ]
     ratios = [
         [
-            workers,
+            label,
             f"{r['cells']:,}",
             fmt(r["speed"]),
             status(r["speed"] >= goals.get("speed_1m_vs_10k", 0.9)),
-            fmt(_cpu_speed_ratio(scaling.get("runs", []), int(workers), r["cells"])),
+            fmt(_cpu_speed_ratio(scaling.get("runs", []), label, r["cells"])),
             fmt(r["peak_rss"]),
             status(_at_most(r["peak_rss"], goals.get("rss_1m_vs_10k", 1.2))),
             fmt(r.get("answering_peak_rss")),
         ]
-        for workers, r in (scaling.get("ratios") or {}).items()
+        for label, r in (scaling.get("ratios") or {}).items()
     ]
-    return {"data": scaling, "rows": rows, "ratios": ratios, "goals": goals}
+    worker_goal = goals.get("workers_2_vs_1", 1.7)
+    workers = [
+        [
+            f"{w['cells']:,}",
+            w["workers"],
+            fmt(w["speed_vs_1"]),
+            fmt(w["cores_busy_1"]),
+            fmt(w["cores_allow"]),
+            fmt(w["share_of_allowed"]),
+            status(w["speed_vs_1"] >= worker_goal)
+            if w["cores_allow"] >= worker_goal
+            else f"{w['cores']} cores allow {fmt(w['cores_allow'])}x",
+            _same_shards(scaling.get("runs", []), w["cells"], w["workers"]),
+        ]
+        for w in scaling.get("worker_scaling") or []
+    ]
+    return {
+        "data": scaling,
+        "rows": rows,
+        "ratios": ratios,
+        "workers": workers,
+        "goals": goals,
+    }
+
+
+def _per_process_rss(run: dict) -> str:
+    """``driver / largest Ray process`` peak RSS of a distributed run, whole job."""
+    driver, ray = run.get("driver_peak_rss_mib"), run.get("largest_ray_process_peak_rss_mib")
+    return "" if driver is None else f"{fmt(driver, 0)} / {fmt(ray, 0)}"
+
+
+def _same_shards(runs: list[dict], cells: int, workers: int) -> str:
+    run = next(
+        (
+            r
+            for r in runs
+            if r["cells"] == cells
+            and r.get("workers") == workers
+            and r.get("mode") == "distributed"
+        ),
+        {},
+    )
+    return {True: "yes", False: "NO"}.get(run.get("same_shards_as_1_worker"), "—")
 
 
 def _runs_spread(values: list | None) -> str:
@@ -272,10 +320,12 @@ def distributed_context(record: dict) -> dict:
     return {"data": record, "parts": parts}
 
 
-def _cpu_speed_ratio(runs: list[dict], workers: int, cells: int) -> float | None:
+def _cpu_speed_ratio(runs: list[dict], label: str, cells: int) -> float | None:
     """Cells per CPU-second at ``cells`` over the smallest size's (load does not move it)."""
+    from benchmarks.atlas_scaling import run_label
+
     measured = sorted(
-        (r for r in runs if r["workers"] == workers and "cells_per_cpu_s" in r),
+        (r for r in runs if run_label(r) == label and "cells_per_cpu_s" in r),
         key=lambda r: r["cells"],
     )
     large = next((r for r in measured if r["cells"] == cells), None)
