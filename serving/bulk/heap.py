@@ -69,6 +69,27 @@ def _mallopt(parameter: int, value: int, variable: str) -> bool:
     return bool(mallopt(parameter, value))
 
 
+def trim_heap() -> bool:
+    """Hand the free pages of every glibc heap back to the system (``malloc_trim``).
+
+    A Ray worker answers range after range, each with threads of its own (a fresh event
+    loop's executor) that free into whichever of the process's many heaps Ray's own
+    threads created before `share_heaps` could cap them. Without a trim between ranges, a
+    worker's resident heap grew from 200 to about 370 MiB over 50 ranges of the wide atlas;
+    trimmed, it stays near 180 MiB, for about 3 ms a range of 1,024 cells.
+
+    Returns whether it ran: not on other platforms or C libraries.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    malloc_trim(0)
+    return True
+
+
 def release_arrow_memory() -> None:
     """Hand the memory Arrow's pool keeps after freeing back to the system: reading and
     writing a batch of Parquet rows leaves tens of MiB cached in it otherwise."""

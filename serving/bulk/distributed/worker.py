@@ -23,7 +23,7 @@ from serving.bulk.answer import PromptSettings, ShardAnswerer, answer_as_read
 from serving.bulk.cells import CellChunk, ReadyShard, rows_per_read
 from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.distributed.ranges import RowRange
-from serving.bulk.heap import settle_heap
+from serving.bulk.heap import settle_heap, trim_heap
 from serving.bulk.plan import Shard
 from serving.bulk.rows import rows_to_table
 from serving.bulk.runners import PipelineRunner
@@ -67,7 +67,10 @@ class RunContext:
 def answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
     """The Ray task's body: every shard of ``row_range``, answered."""
     settle_heap()
-    return asyncio.run(_answer_range(context, row_range))
+    try:
+        return asyncio.run(_answer_range(context, row_range))
+    finally:
+        trim_heap()  # the worker lives on for the next range
 
 
 async def _answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
