@@ -22,7 +22,7 @@ from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, Pipelin
 from serving.bulk.backends import annotate
 from serving.bulk.config import DistributedConfig
 from serving.bulk.distributed.ranges import pending_ranges, rng_states
-from serving.bulk.plan import single_cell_plan
+from serving.bulk.plan import ShardPlan, single_cell_plan
 from serving.testing.ray_cluster import loopback_cluster
 from tests.jobs.conftest import small_adata
 from tests.jobs.fakes import job_config
@@ -121,9 +121,27 @@ def test_a_range_ranked_from_its_replayed_state_matches_the_whole_file(write_h5a
 
 def test_pending_shards_become_ranges_without_gaps():
     plan = single_cell_plan(100, 10)
-    ranges = pending_ranges(plan, done={2, 3, 7}, shards_per_range=3)
+    ranges = list(pending_ranges(plan, done={2, 3, 7}, shards_per_range=3))
     assert [[s.index for s in r.shards] for r in ranges] == [[0, 1], [4, 5, 6], [8, 9]]
     assert [(r.start, r.stop) for r in ranges] == [(0, 20), (40, 70), (80, 100)]
+
+
+def test_ranges_are_made_as_they_are_asked_for():
+    # a shard's row arrays cost 16 bytes a cell: the driver must not hold an atlas's
+    made = []
+
+    class CountedShards(list):
+        def __iter__(self):
+            for shard in single_cell_plan(10**6, 256).shards:
+                made.append(shard.index)
+                yield shard
+
+    plan = ShardPlan(CountedShards(), 10**6)
+    ranges = pending_ranges(plan, done={1}, shards_per_range=4)
+    first, second = next(ranges), next(ranges)
+    assert [s.index for s in first.shards] == [0]
+    assert [s.index for s in second.shards] == [2, 3, 4, 5]
+    assert made == [0, 1, 2, 3, 4, 5]
 
 
 class RecordingHost:

@@ -67,11 +67,11 @@ class DistributedJob(AnnotationJob):
             self.engines.limits,
             short_model_name(self.engines.limits.model),
         )
-        ranges = pending_ranges(plan, done, distributed.shards_per_task)
+        per_task = distributed.shards_per_task
         states = (
             rng_states(
                 config.input,
-                [r.start for r in ranges],
+                (r.start for r in pending_ranges(plan, done, per_task)),
                 config.rank_seed,
                 layer=config.layer,
                 use_raw=config.use_raw,
@@ -110,7 +110,7 @@ class DistributedJob(AnnotationJob):
         # costs milliseconds)
         window = distributed.workers
         inflight: set[asyncio.Task] = set()
-        queue = iter(ranges)
+        queue = pending_ranges(plan, done, per_task)
         try:
             while True:
                 while len(inflight) < window and (row_range := next(queue, None)) is not None:

@@ -56,25 +56,25 @@ class RowRange:
         return self.stop - self.start
 
 
-def pending_ranges(plan: ShardPlan, done: set[int], shards_per_range: int) -> list[RowRange]:
-    """The plan's uncommitted shards as ranges of at most ``shards_per_range`` shards."""
+def pending_ranges(plan: ShardPlan, done: set[int], shards_per_range: int) -> Iterator[RowRange]:
+    """The plan's uncommitted shards as ranges of at most ``shards_per_range`` shards, made
+    as they are asked for: a shard's row arrays cost 16 bytes a cell, which a driver must
+    not hold for a whole atlas."""
     if plan.group_size is not None:
         raise ValueError("row ranges need a single-cell plan (consecutive rows per shard)")
-    ranges: list[RowRange] = []
     run: list[Shard] = []
     for shard in plan.shards:
         if shard.index in done:
             if run:
-                ranges.append(RowRange(tuple(run)))
+                yield RowRange(tuple(run))
             run = []
             continue
         run.append(shard)
         if len(run) == shards_per_range:
-            ranges.append(RowRange(tuple(run)))
+            yield RowRange(tuple(run))
             run = []
     if run:
-        ranges.append(RowRange(tuple(run)))
-    return ranges
+        yield RowRange(tuple(run))
 
 
 def rng_states(
