@@ -212,7 +212,7 @@ def scaling_ratios(runs: list[dict]) -> dict:
             "speed": round(large["cells_per_s"] / small["cells_per_s"], 3),
             "peak_rss": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3),
         }
-        for key in ("max_rss", "answering_peak_rss"):
+        for key in ("max_rss", "answering_peak_rss", "driver_peak_rss"):
             if f"{key}_mib" in small and f"{key}_mib" in large:
                 ratios[label][key] = round(large[f"{key}_mib"] / small[f"{key}_mib"], 3)
     return ratios

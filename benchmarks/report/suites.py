@@ -235,6 +235,7 @@ def atlas_scaling_context(scaling: dict) -> dict:
             fmt(r["peak_rss"]),
             status(_at_most(r["peak_rss"], goals.get("rss_1m_vs_10k", 1.2))),
             fmt(r.get("answering_peak_rss")),
+            fmt(r.get("driver_peak_rss")),
         ]
         for label, r in (scaling.get("ratios") or {}).items()
     ]

@@ -199,7 +199,7 @@ def test_atlas_scaling_rows_and_goals_come_from_its_result(report):
     # speed, its goal, CPU-second ratio (3,100 / 3,000), whole-job RSS, its goal, answering
     assert ratios[2:8] == ["0.95", "**met**", "1.03", "1.30", "**missed**", "1.25"]
     two = row(scaling, "distributed, 2 workers")
-    assert two[1:8] == ["1,000,000", "1.40", "**met**", "1.00", "1.09", "**met**", "—"]
+    assert two[1:9] == ["1,000,000", "1.40", "**met**", "1.00", "1.09", "**met**", "—", "1.10"]
 
 
 def test_atlas_scaling_says_what_the_cores_allow_two_workers(report):
@@ -274,6 +274,8 @@ def test_atlas_scaling_ratios_compare_the_largest_size_with_10k():
         "in-process": {"cells": 100_000, "speed": 0.9, "peak_rss": 1.1, "max_rss": 1.1},
         "distributed, 2 workers": {"cells": 100_000, "speed": 1.2, "peak_rss": 1.05},
     }
+    runs[2]["driver_peak_rss_mib"], runs[3]["driver_peak_rss_mib"] = 300, 330
+    assert scaling_ratios(runs)["distributed, 2 workers"]["driver_peak_rss"] == 1.1
     runs[0]["answering_peak_rss_mib"], runs[1]["answering_peak_rss_mib"] = 40, 46
     assert scaling_ratios(runs)["in-process"]["answering_peak_rss"] == 1.15
 
