@@ -163,9 +163,71 @@ def label_scoring_goals(scoring: dict | None) -> list[Goal]:
     return goals
 
 
+def atlas_goals(scaling: dict | None) -> list[Goal]:
+    """Issue 15: the bulk job on the wide atlas with the instant engine, at 10k to 1M
+    cells, in-process and distributed (`benchmarks.atlas_scaling`)."""
+    if not scaling or scaling.get("quick"):
+        return []
+    targets = scaling.get("goals", {})
+    local = [
+        r
+        for r in scaling.get("runs", [])
+        if r.get("mode", "local") == "local" and "answering_cells_per_cpu_s" in r
+    ]
+    slowest = min(local, key=lambda r: r["answering_cells_per_cpu_s"], default=None)
+    ratios = scaling.get("ratios") or {}
+    speeds = {label: r["speed"] for label, r in ratios.items()}
+    rss = {label: r["peak_rss"] for label, r in ratios.items()}
+    drivers = ", ".join(
+        f"{label} {r['driver_peak_rss']:.2f}x"
+        for label, r in ratios.items()
+        if "driver_peak_rss" in r
+    )
+    cpu_target = targets.get("answering_cells_per_cpu_s", 5000)
+    speed_target = targets.get("speed_1m_vs_10k", 0.9)
+    rss_target = targets.get("rss_1m_vs_10k", 1.2)
+    cpu = None if slowest is None else round(slowest["answering_cells_per_cpu_s"])
+    speed = min(speeds.values(), default=None)
+    peak = max(rss.values(), default=None)
+    return [
+        Goal(
+            "atlas_cells_per_cpu_s",
+            "Atlas: the in-process job's own work per core, at every size",
+            f">= {cpu_target:,}",
+            cpu,
+            "cells per CPU-second",
+            _at_least(cpu, cpu_target),
+            "the slowest size"
+            + ("" if slowest is None else f" ({slowest['cells']:,} cells)")
+            + ", to the last shard, instant engine",
+        ),
+        Goal(
+            "atlas_speed_1m_vs_10k",
+            "Atlas: 1M-cell cells/s vs 10k, in-process and distributed",
+            f">= {speed_target:g}x",
+            speed,
+            "x",
+            _at_least(speed, speed_target),
+            "the lowest of: " + ", ".join(f"{k} {v:.2f}x" for k, v in speeds.items()),
+        ),
+        Goal(
+            "atlas_rss_1m_vs_10k",
+            "Atlas: 1M-cell peak RSS vs 10k, the largest process of each setup",
+            f"<= {rss_target:g}x",
+            peak,
+            "x",
+            _at_most(peak, rss_target),
+            "the highest of: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in rss.items())
+            + (f"; the distributed driver alone: {drivers}" if drivers else ""),
+        ),
+    ]
+
+
 def evaluate(results: dict[str, dict]) -> list[dict]:
     """Every goal, from the suites' results keyed by suite name."""
     peers, loadtest = results.get("peers"), results.get("loadtest")
     goals = [*peers_goals(peers), *loadtest_goals(loadtest), *start_goals(peers, loadtest)]
     goals += label_scoring_goals(results.get("label_scoring"))
+    goals += atlas_goals(results.get("atlas_scaling"))
     return [g.to_json() for g in goals]

@@ -34,6 +34,8 @@ def explain(goal: dict, results: dict, render: Render) -> list[str]:
         return [render("explain_ttft", facts)]
     if key.startswith("label_scoring"):
         return [render("explain_label_scoring", label_scoring_facts(results))]
+    if key.startswith("atlas_"):
+        return ["The atlas section (atlas_scaling) gives every size's and setup's figures."]
     if key == "starts_reported":
         return ["Some configuration's cold or warm start is missing: see the errors in peers."]
     out = []

@@ -45,6 +45,10 @@ ROWS = {
         "label_scoring_throughput",
     ],
     "gateway TTFT p99 at 80% of peak load vs idle TTFT": ["ttft_under_load"],
+    "bulk job on a 25,000-gene atlas, 1M vs 10k cells (cells/s / peak RSS)": [
+        "atlas_speed_1m_vs_10k",
+        "atlas_rss_1m_vs_10k",
+    ],
 }
 
 

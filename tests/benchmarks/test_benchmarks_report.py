@@ -219,6 +219,20 @@ def test_atlas_scaling_says_what_the_cores_allow_two_workers(report):
     assert row(workers, "1,000,000")[1:] == ["2", "1.75", "1.10", "1.82", "0.96", "**met**", "yes"]
 
 
+def test_atlas_goals_join_the_goals_table(report):
+    goals = section(report[0], "## Goals")
+    cpu = row(goals, "Atlas: the in-process job's own work per core, at every size")
+    assert cpu[1:4] == [">= 5,000", "4,900 cells per CPU-second", "**missed**"]
+    assert "(1,000,000 cells)" in cpu[4]
+    speed = row(goals, "Atlas: 1M-cell cells/s vs 10k, in-process and distributed")
+    assert speed[1:4] == [">= 0.9x", "0.95 x", "**met**"]
+    rss = row(goals, "Atlas: 1M-cell peak RSS vs 10k, the largest process of each setup")
+    assert rss[1:4] == ["<= 1.2x", "1.30 x", "**missed**"]
+    assert rss[4].endswith("the distributed driver alone: distributed, 2 workers 1.10x")
+    why = section(report[0], "## Why goals were missed")
+    assert "The atlas section (atlas_scaling)" in why
+
+
 def test_a_sizes_figures_are_the_medians_of_its_runs():
     from benchmarks.atlas_scaling import median_figures
 
