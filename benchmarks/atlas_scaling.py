@@ -101,7 +101,8 @@ def generate(cells: int) -> tuple[Path, float]:
 def measure_local(path: Path, cells: int) -> dict:
     """One size in-process, in a child process (`benchmarks.atlas_runs.child_main`);
     its JSON result."""
-    return _child(["--child", str(path), str(_local_out(cells))], _local_out(cells))
+    out = WORK_DIR / f"out-{cells}"
+    return _child(["--child", str(path), str(out)], out, keep_shards=False)
 
 
 def measure_distributed(path: Path, cells: int, workers: int) -> dict:
@@ -109,7 +110,9 @@ def measure_distributed(path: Path, cells: int, workers: int) -> dict:
     own cluster (`benchmarks.atlas_runs.distributed_child_main`); its JSON result, and
     whether its shards equal the 1-worker run's (kept until the size is done)."""
     out = WORK_DIR / f"out-{cells}-{workers}w"
-    figures = _child(["--distributed-child", str(path), str(out), str(workers)], out)
+    figures = _child(
+        ["--distributed-child", str(path), str(out), str(workers)], out, keep_shards=True
+    )
     first = WORK_DIR / f"out-{cells}-1w"
     if workers != 1 and first.exists():
         from benchmarks.distributed_bench import same_shards
@@ -118,13 +121,9 @@ def measure_distributed(path: Path, cells: int, workers: int) -> dict:
     return figures
 
 
-def _local_out(cells: int) -> Path:
-    return WORK_DIR / f"out-{cells}"
-
-
-def _child(args: list[str], out: Path) -> dict:
-    """Run `benchmarks.atlas_runs` with ``args``; its last line as JSON. Of ``out`` only
-    the shards are kept (the annotated copy is as large as the atlas)."""
+def _child(args: list[str], out: Path, *, keep_shards: bool) -> dict:
+    """Run `benchmarks.atlas_runs` with ``args``; its last line as JSON. ``out`` is
+    removed, but for its shards when kept (the annotated copy is as large as the atlas)."""
     command = [sys.executable, "-m", "benchmarks.atlas_runs", *args]
     try:
         done = subprocess.run(
@@ -132,7 +131,7 @@ def _child(args: list[str], out: Path) -> dict:
         )
     finally:
         for entry in out.iterdir() if out.exists() else ():
-            if entry.name != "shards":
+            if not (keep_shards and entry.name == "shards"):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"command": " ".join(command[1:])}
 

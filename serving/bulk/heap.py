@@ -60,13 +60,20 @@ def share_heaps(arenas: int = BULK_ARENAS) -> bool:
 
 
 def _mallopt(parameter: int, value: int, variable: str) -> bool:
-    if not sys.platform.startswith("linux") or variable in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
+    mallopt = _glibc("mallopt")
+    if mallopt is None or variable in os.environ:
         return False
     return bool(mallopt(parameter, value))
+
+
+def _glibc(name: str):
+    """glibc's function ``name``, or ``None`` on other platforms and C libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def trim_heap() -> bool:
@@ -74,17 +81,15 @@ def trim_heap() -> bool:
 
     A Ray worker answers range after range, each with threads of its own (a fresh event
     loop's executor) that free into whichever of the process's many heaps Ray's own
-    threads created before `share_heaps` could cap them. Without a trim between ranges, a
-    worker's resident heap grew from 200 to about 370 MiB over 50 ranges of the wide atlas;
-    trimmed, it stays near 180 MiB, for about 3 ms a range of 1,024 cells.
+    threads created before `share_heaps` could cap them. Without a trim between ranges the
+    largest worker's peak RSS grew with the atlas in `atlas_scaling` (430 / 498 / 530 MiB at
+    10k / 100k / 1M cells, at 461b140); trimmed, 340 / 353 / 363 MiB (at cff6d9a), for
+    3-4 ms a range of 1,024 cells (timed in a worker).
 
     Returns whether it ran: not on other platforms or C libraries.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
         return False
     malloc_trim(0)
     return True

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+
+import tokenizers
 
 from serving.core.errors import EngineUnavailable, PromptTooLong
 from serving.engine import (
@@ -35,7 +36,7 @@ def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
 
     def reply(ids: Sequence[int]) -> str:
         text = decode(list(ids))
-        n_cells = len(split_multi_cell_text(text)) if _may_hold_cells(text) else 0
+        n_cells = len(split_multi_cell_text(text))
         if n_cells and "tissue" in text.rsplit("\n", 1)[-1].lower():
             return f" {TISSUE}."
         seed = sum(ids)
@@ -47,16 +48,6 @@ def scripted(decode: Callable[[Sequence[int]], str]) -> Reply:
         return f" {LABELS[seed % len(LABELS)]}."
 
     return reply
-
-
-def _may_hold_cells(text: str) -> bool:
-    """Whether a line starts as every multi-cell header does (``Cell`` and a number): a
-    check at a tenth of the header search's cost, which most prompts stop at."""
-    return any(_header_like(line.lstrip(" \t")) for line in text.split("\n"))
-
-
-def _header_like(line: str) -> bool:
-    return line[:4].lower() == "cell" and line[4:].lstrip(" \t")[:1].isdigit()
 
 
 def instant_engine(tokenizer_dir: Path) -> FakeEngine:
@@ -75,7 +66,7 @@ def scripted_text(encoder: TextEncoder) -> Callable[[Sequence[int]], str]:
     and cues `scripted` reads, and its answers, are those of the full decode. Other
     decoders get the full decode."""
     tokenizer = encoder.tokenizer
-    if (json.loads(tokenizer.to_str()).get("decoder") or {}).get("type") != "ByteLevel":
+    if not isinstance(tokenizer.decoder, tokenizers.decoders.ByteLevel):
         return encoder.decode
     size = tokenizer.get_vocab_size(with_added_tokens=True)
     pieces = tokenizer.decode_batch([[i] for i in range(size)], skip_special_tokens=True)

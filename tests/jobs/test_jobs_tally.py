@@ -207,20 +207,25 @@ print(heaps() - before)
 """
 
 
-@pytest.mark.parametrize("mode, new_heaps", [("shared", 0), ("default", 4)])
-def test_the_bulk_runs_threads_share_their_heaps(mode, new_heaps):
+def python_output(script: str, *args: str) -> str:
+    """What ``script`` prints in a fresh interpreter, without the malloc variables of
+    this environment."""
     import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-c", HEAPS_BEFORE_AND_AFTER_THREADS, mode],
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
-    )
+    ).stdout
+
+
+@pytest.mark.parametrize("mode, new_heaps", [("shared", 0), ("default", 4)])
+def test_the_bulk_runs_threads_share_their_heaps(mode, new_heaps):
     # glibc's default gives each thread that allocates a heap (arena) of its own
-    assert int(done.stdout) == new_heaps
+    assert int(python_output(HEAPS_BEFORE_AND_AFTER_THREADS, mode)) == new_heaps
 
 
 FREED_THEN_TRIMMED = """
@@ -246,17 +251,7 @@ print(freed, resident_heap_mib())
 
 
 def test_trimming_hands_freed_heap_pages_back():
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", FREED_THEN_TRIMMED],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
-    )
-    freed, trimmed = map(int, done.stdout.split())
+    freed, trimmed = map(int, python_output(FREED_THEN_TRIMMED).split())
     # freed, the 200 MiB stay resident until trimmed
     assert freed - trimmed > 150
 
