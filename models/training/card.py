@@ -168,7 +168,7 @@ non-empty text.
 
 {training["examples"]} examples ({s["steps"]} steps of batch {s["batch_size"]}), AdamW at lr
 {s["lr"]} (warm-up {s["warmup_steps"]} steps, cosine to {s["min_lr_ratio"]}x), loss on the
-answer plus {s["prompt_loss_weight"]} x the language-model loss on the prompt, seeds
+answer plus {s["prompt_loss_weight"]} x the language-model loss on the prompt{_prompt_targets(s)}, seeds
 {s["data_seed"]} (data) and {s["torch_seed"]} (torch), {s["torch_threads"]} threads.
 Final training loss {training["final_loss"]:.3f}. Time: {minutes:.1f} minutes for data,
 tokenizer and training on a 2-core CPU{_sharing(training)}, plus
@@ -192,6 +192,16 @@ Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_c
 tokens per gene and `Decoder` checks genes against it), `training.json`, `metrics.json`,
 `pilots.json` (the pilot runs the recipe was chosen on).
 """
+
+
+def _prompt_targets(settings: dict) -> str:
+    """What the prompt's loss scores, when the run limited it."""
+    if not settings.get("prompt_loss_genes_only"):
+        return ""
+    return (
+        "'s gene tokens only (its template words are not scored, so a generated gene list"
+        " is never taught to run on into them)"
+    )
 
 
 def write_model_card(model_dir: Path, metrics: dict, training: dict) -> None:

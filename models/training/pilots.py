@@ -26,7 +26,13 @@ def summarise(pilot_dir: Path) -> dict:
     """One pilot's changed settings, validation size and last curve points."""
     training = json.loads((pilot_dir / "training.json").read_text())
     defaults = asdict(TrainSettings())
-    settings = training["settings"]
+    # a switch added after the pilot ran was off in it
+    added = {
+        k: False
+        for k, v in defaults.items()
+        if isinstance(v, bool) and k not in training["settings"]
+    }
+    settings = {**training["settings"], **added}
     if not settings.get("validation_cells"):
         raise ValueError(f"{pilot_dir} is not a pilot run (no --validation-cells)")
     changed = {

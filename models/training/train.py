@@ -48,6 +48,9 @@ class TrainSettings:
     warmup_steps: int = 60
     weight_decay: float = 0.01
     prompt_loss_weight: float = 0.5
+    #: score only the prompt's targets that are gene tokens, so the model never learns the
+    #: template words that follow a prompt's gene list and leaks them into generated cells
+    prompt_loss_genes_only: bool = False
     vocab_size: int = 4096
     torch_threads: int = 2
     data_seed: int = 1
@@ -119,22 +122,36 @@ def batches(encoded: list[Encoded], settings: TrainSettings, rng: np.random.Gene
     return [out[i] for i in order]
 
 
-def collate(batch: list[Encoded], pad_id: int, prompt_weight: float):
-    """Input ids, attention mask and per-target loss weights of a right-padded batch."""
+def collate(batch: list[Encoded], pad_id: int, prompt_weight: float, prompt_targets=None):
+    """Input ids, attention mask and per-target loss weights of a right-padded batch.
+
+    ``prompt_targets`` (a tensor of token ids), when given, limits the prompt's loss to
+    targets among them.
+    """
     import torch
 
     length = max(len(e) for e in batch)
     ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), length), dtype=torch.long)
     weights = torch.zeros((len(batch), length - 1))
+    prompt = torch.zeros((len(batch), length - 1), dtype=torch.bool)
     for row, e in enumerate(batch):
         seq = e.prompt + e.answer
         ids[row, : len(seq)] = torch.tensor(seq)
         mask[row, : len(seq)] = 1
         # weights[t] scores the prediction of token t + 1
-        weights[row, : len(e.prompt) - 1] = prompt_weight
+        prompt[row, : len(e.prompt) - 1] = True
         weights[row, len(e.prompt) - 1 : len(seq) - 1] = 1.0
+    if prompt_targets is not None:
+        prompt &= torch.isin(ids[:, 1:], prompt_targets)
+    weights[prompt] = prompt_weight
     return ids, mask, weights
+
+
+def gene_token_ids(tokenizer, genes) -> list[int]:
+    """Every gene's two single-token forms, ``" GENE"`` and ``"GENE"``."""
+    forms = [" " + g for g in genes] + list(genes)
+    return sorted({enc.ids[0] for enc in tokenizer.encode_batch(forms, add_special_tokens=False)})
 
 
 def shape(s: TrainSettings) -> DemoShape:
@@ -179,6 +196,7 @@ def train_model(
     vocab_size: int,
     pad_id: int,
     s: TrainSettings,
+    prompt_targets: list[int] | None = None,
 ):
     """Train a fresh demo GPT-NeoX; returns the model to save, the loss and the held-out curve.
 
@@ -194,11 +212,12 @@ def train_model(
     average = WeightAverage(model, s.ema_decay) if s.ema_decay else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     plan = batches(encoded, s, np.random.default_rng(s.data_seed))[: s.steps]
+    targets = None if prompt_targets is None else torch.tensor(prompt_targets)
     losses, curve, started = [], [], time.monotonic()
     for step, batch in enumerate(plan):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, s)
-        ids, mask, weights = collate(batch, pad_id, s.prompt_loss_weight)
+        ids, mask, weights = collate(batch, pad_id, s.prompt_loss_weight, targets)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
         logits = logits.float()
@@ -268,8 +287,14 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
     held_out = ExampleDrawer(data, data.held_out, registry, settings.data_seed)
     held_out_encoded = encode_examples(held_out.cell_type_examples(PREDICTION_GENES[1]), builder)
     train_started = time.monotonic()
+    targets = gene_token_ids(tokenizer, data.genes) if settings.prompt_loss_genes_only else None
     model, losses, curve = train_model(
-        encoded, held_out_encoded, tokenizer.get_vocab_size(), tokenizer.token_to_id(PAD), settings
+        encoded,
+        held_out_encoded,
+        tokenizer.get_vocab_size(),
+        tokenizer.token_to_id(PAD),
+        settings,
+        prompt_targets=targets,
     )
     train_seconds = time.monotonic() - train_started
     save_checkpoint(model, out_dir)

@@ -1,0 +1,61 @@
+"""The training loss's weights: the answer in full, the prompt at its weight, padding never."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.training.train import Encoded, collate, gene_token_ids
+
+torch = pytest.importorskip("torch")
+
+PAD = 9
+
+
+def _weights(prompt_targets=None) -> list[list[float]]:
+    batch = [Encoded(prompt=[1, 2, 3, 4], answer=[5, 0]), Encoded(prompt=[2, 4], answer=[0])]
+    targets = None if prompt_targets is None else torch.tensor(prompt_targets)
+    ids, mask, weights = collate(batch, PAD, 0.5, targets)
+    assert ids.tolist() == [[1, 2, 3, 4, 5, 0], [2, 4, 0, PAD, PAD, PAD]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]
+    return weights.tolist()
+
+
+def test_the_prompt_is_scored_at_its_weight_and_the_answer_in_full():
+    # weights[t] scores token t + 1: prompt targets 2, 3, 4 then answer targets 5, EOS
+    assert _weights() == [[0.5, 0.5, 0.5, 1.0, 1.0], [0.5, 1.0, 0.0, 0.0, 0.0]]
+
+
+def test_prompt_targets_limit_the_prompt_loss_to_those_tokens():
+    # only targets 2 and 4 of the prompts count; the answer is scored whatever it holds
+    assert _weights([2, 4]) == [[0.5, 0.0, 0.5, 1.0, 1.0], [0.5, 1.0, 0.0, 0.0, 0.0]]
+    assert _weights([7]) == [[0.0, 0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
+
+
+def test_gene_tokens_are_both_forms_of_every_gene():
+    from models.training.tokenizer import train_tokenizer
+
+    genes = ["CD3D", "HLA-DRA", "RP11-782C8.1"]
+    tokenizer = train_tokenizer(["Cell type: CD4 T cell. Genes: CD3D HLA-DRA"], genes, 300)
+    ids = gene_token_ids(tokenizer, genes)
+    forms = [" " + g for g in genes] + genes
+    assert ids == sorted(tokenizer.token_to_id(tokenizer.encode(f).tokens[0]) for f in forms)
+    assert len(ids) == 6
+    words = tokenizer.encode(" cell type").ids
+    assert not set(words) & set(ids)
+
+
+def test_a_pilot_recorded_before_a_switch_existed_ran_with_it_off(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from models.training.pilots import summarise
+    from models.training.train import TrainSettings
+
+    settings = asdict(TrainSettings()) | {"validation_cells": 112}
+    del settings["prompt_loss_genes_only"]
+    record = {"settings": settings, "train_cells": 448, "held_out_curve": [], "seconds_per_step": 1}
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    pilot = summarise(tmp_path)
+    assert pilot["settings"]["prompt_loss_genes_only"] is False
+    switched_on = TrainSettings().prompt_loss_genes_only
+    assert ("prompt_loss_genes_only" in pilot["changed_settings"]) == switched_on
