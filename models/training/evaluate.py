@@ -3,7 +3,8 @@
 Every prompt is built by `PromptBuilder` and every answer parsed by `Decoder`, so the
 numbers are those of the served stack. Writes ``metrics.json`` and the model card.
 
-Run with ``python -m models.training.evaluate [--model DIR]``.
+Run with ``python -m models.training.evaluate [--model DIR]``. A pilot is evaluated on its
+own validation cells with ``--validation-cells N`` (the held-out cells stay unused).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.training.card import write_model_card
-from models.training.dataset import DemoData, load_demo_data
+from models.training.dataset import DemoData, load_demo_data, validation_split
 from models.training.examples import Example, ExampleDrawer
 from models.training.train import DEFAULT_OUT
 from models.training.validity import KnownLabels, is_valid, score
@@ -115,11 +116,15 @@ async def evaluate(model_dir: Path, data: DemoData) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--validation-cells", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.monotonic()
     data = load_demo_data()
+    if args.validation_cells:
+        data = validation_split(data, args.validation_cells)
     metrics = {**asyncio.run(evaluate(args.model, data)), "baselines": baselines(data)}
     metrics["seconds"] = round(time.monotonic() - started, 1)
+    metrics["cells"] = "validation" if args.validation_cells else "held_out"
     (args.model / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     training = json.loads((args.model / "training.json").read_text())
     write_model_card(args.model, metrics, training)

@@ -46,7 +46,35 @@ def summarise(pilot_dir: Path) -> dict:
         "validation_cells": settings["validation_cells"],
         "curve": training["held_out_curve"][-LAST_POINTS:],
         "seconds_per_step": training.get("seconds_per_step"),
+        **_engine_scores(pilot_dir),
     }
+
+
+def _engine_scores(pilot_dir: Path) -> dict:
+    """The pilot's engine evaluation on its validation cells, when it was run."""
+    path = pilot_dir / "metrics.json"
+    if not path.exists():
+        return {}
+    metrics = json.loads(path.read_text())
+    if metrics.get("cells") != "validation":
+        raise ValueError(f"{path} was not measured on the pilot's validation cells")
+    n = metrics["validity_examples"]
+    invalid = {t: round((1 - v["valid"]) * n) for t, v in metrics["tasks"].items()}
+    return {
+        "engine": {
+            "cell_type_accuracy": metrics["cell_type_accuracy"],
+            "invalid": invalid,
+            "examples": n * len(invalid),
+        }
+    }
+
+
+def _engine_cell(pilot: dict) -> str:
+    engine = pilot.get("engine")
+    if not engine:
+        return "-"
+    invalid = sum(engine["invalid"].values())
+    return f"{100 * engine['cell_type_accuracy']:.1f}%, {invalid} of {engine['examples']:,}"
 
 
 def pilot_table(pilots: list[dict]) -> str:
@@ -56,17 +84,21 @@ def pilot_table(pilots: list[dict]) -> str:
     first = pilots[0]
     rows = [
         f"The recipe was chosen on pilot runs ({first['train_cells']} training cells, curve "
-        f"on {first['validation_cells']} others; the held-out cells unused), last curve points:",
+        f"on {first['validation_cells']} others; the held-out cells unused): the last curve "
+        "points and, where measured, the pilot served by the engine on the same cells "
+        "(`evaluate --validation-cells`: greedy cell type accuracy, and invalid outputs of "
+        "every task's examples):",
         "",
-        "| pilot | settings that differ from the recipe | at steps | answer loss | greedy exact |",
-        "| --- | --- | --- | --- | --- |",
+        "| pilot | settings that differ from the recipe | at steps | answer loss | greedy exact "
+        "| engine: accuracy, invalid outputs |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in pilots:
         changed = ", ".join(f"`{k}` {v}" for k, v in p["changed_settings"].items()) or "none"
         steps = "/".join(str(point["step"]) for point in p["curve"])
         loss = " / ".join(f"{point['answer_loss']:.3f}" for point in p["curve"])
         exact = " / ".join(f"{100 * point['greedy_exact']:.1f}%" for point in p["curve"])
-        rows.append(f"| {p['name']} | {changed} | {steps} | {loss} | {exact} |")
+        rows.append(f"| {p['name']} | {changed} | {steps} | {loss} | {exact} | {_engine_cell(p)} |")
     return "\n".join(rows)
 
 

@@ -23,12 +23,19 @@ import numpy as np
 
 from models.training.curve import CURVE_EVERY, held_out_point
 from models.training.dataset import DemoData, load_demo_data, validation_split
-from models.training.examples import PREDICTION_GENES, Example, ExampleDrawer, task_weights
+from models.training.examples import (
+    MULTI_CELLS,
+    PREDICTION_GENES,
+    Example,
+    ExampleDrawer,
+    task_weights,
+)
 from models.training.expression_fit import write_expression_fit
 from models.training.model import DemoShape, gpt_neox_config
 from models.training.tokenizer import EOS, PAD, save_tokenizer, train_tokenizer
 from serving.core.prompt_builder import GENES_FILE, PromptBuilder
 from serving.core.tasks import TaskRegistry, default_registry
+from tokenizer_ext.cell_text import multi_cell_text
 
 DEFAULT_OUT = Path("models/c2s-demo-pythia")
 
@@ -51,6 +58,9 @@ class TrainSettings:
     #: score only the prompt's targets that are gene tokens, so the model never learns the
     #: template words that follow a prompt's gene list and leaks them into generated cells
     prompt_loss_genes_only: bool = False
+    #: with ``prompt_loss_genes_only``, also score the tokens that frame cells in a prompt
+    #: (``Cell N:``, full stops, line breaks), which teach where a cell ends
+    prompt_loss_cell_frames: bool = False
     vocab_size: int = 4096
     torch_threads: int = 2
     data_seed: int = 1
@@ -152,6 +162,21 @@ def gene_token_ids(tokenizer, genes) -> list[int]:
     """Every gene's two single-token forms, ``" GENE"`` and ``"GENE"``."""
     forms = [" " + g for g in genes] + list(genes)
     return sorted({enc.ids[0] for enc in tokenizer.encode_batch(forms, add_special_tokens=False)})
+
+
+def cell_frame_token_ids(tokenizer, genes) -> list[int]:
+    """The tokens around genes in C2S's multi-cell text of the most cells a prompt holds."""
+    items = [f"{genes[0]} {genes[-1]}"] * MULTI_CELLS[1]
+    ids = tokenizer.encode(multi_cell_text(items), add_special_tokens=False).ids
+    return sorted(set(ids) - set(gene_token_ids(tokenizer, genes)))
+
+
+def prompt_target_ids(tokenizer, genes, s: TrainSettings) -> list[int] | None:
+    """The prompt targets the loss scores, or None for all of them."""
+    if not s.prompt_loss_genes_only:
+        return None
+    frames = cell_frame_token_ids(tokenizer, genes) if s.prompt_loss_cell_frames else []
+    return sorted({*gene_token_ids(tokenizer, genes), *frames})
 
 
 def shape(s: TrainSettings) -> DemoShape:
@@ -287,7 +312,7 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
     held_out = ExampleDrawer(data, data.held_out, registry, settings.data_seed)
     held_out_encoded = encode_examples(held_out.cell_type_examples(PREDICTION_GENES[1]), builder)
     train_started = time.monotonic()
-    targets = gene_token_ids(tokenizer, data.genes) if settings.prompt_loss_genes_only else None
+    targets = prompt_target_ids(tokenizer, data.genes, settings)
     model, losses, curve = train_model(
         encoded,
         held_out_encoded,

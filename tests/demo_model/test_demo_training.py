@@ -59,3 +59,46 @@ def test_a_pilot_recorded_before_a_switch_existed_ran_with_it_off(tmp_path):
     assert pilot["settings"]["prompt_loss_genes_only"] is False
     switched_on = TrainSettings().prompt_loss_genes_only
     assert ("prompt_loss_genes_only" in pilot["changed_settings"]) == switched_on
+
+
+def test_cell_frames_are_the_tokens_around_genes_in_multi_cell_text():
+    from models.training.tokenizer import train_tokenizer
+    from models.training.train import TrainSettings, cell_frame_token_ids, prompt_target_ids
+
+    genes = ["CD3D", "HLA-DRA", "LYZ"]
+    tokenizer = train_tokenizer(["Cell 1:\nLYZ CD3D.\n"], genes, 300)
+    frames = cell_frame_token_ids(tokenizer, genes)
+    words = {tokenizer.id_to_token(i) for i in frames}
+    assert {"Cell", ":", "Ċ", "."} <= words
+    assert not set(frames) & set(gene_token_ids(tokenizer, genes))
+    assert prompt_target_ids(tokenizer, genes, TrainSettings()) is None
+    genes_only = TrainSettings(prompt_loss_genes_only=True)
+    assert prompt_target_ids(tokenizer, genes, genes_only) == gene_token_ids(tokenizer, genes)
+    framed = TrainSettings(prompt_loss_genes_only=True, prompt_loss_cell_frames=True)
+    assert prompt_target_ids(tokenizer, genes, framed) == sorted(
+        {*gene_token_ids(tokenizer, genes), *frames}
+    )
+
+
+def test_a_pilot_shows_its_engine_scores_on_its_validation_cells(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from models.training.pilots import pilot_table, summarise
+    from models.training.train import TrainSettings
+
+    settings = asdict(TrainSettings()) | {"validation_cells": 112}
+    curve = [{"step": 1600, "answer_loss": 0.12, "greedy_exact": 0.8}]
+    record = {"settings": settings, "train_cells": 448, "held_out_curve": curve}
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    assert "engine" not in summarise(tmp_path)
+    assert pilot_table([summarise(tmp_path)]).endswith("| 80.0% | - |")
+    tasks = {"cell_generation": {"valid": 0.95}, "abstract_to_cells": {"valid": 0.9}}
+    metrics = {"cells": "validation", "cell_type_accuracy": 0.8214, "validity_examples": 100}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics | {"tasks": tasks}))
+    pilot = summarise(tmp_path)
+    assert pilot["engine"]["invalid"] == {"cell_generation": 5, "abstract_to_cells": 10}
+    assert pilot_table([pilot]).endswith("| 80.0% | 82.1%, 15 of 200 |")
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics | {"cells": "held_out"}))
+    with pytest.raises(ValueError, match="validation cells"):
+        summarise(tmp_path)
