@@ -11,7 +11,7 @@ from models.training.examples import (
     MULTI_CELLS,
     PREDICTION_GENES,
 )
-from models.training.pilots import pilot_table, read_pilots
+from models.training.pilots import RECIPE_RULE, pilot_table, read_pilots
 from models.training.train import ema_decay_at
 
 SCORE_NAMES = {
@@ -22,12 +22,6 @@ SCORE_NAMES = {
     "gene_set_to_genes": "Jaccard overlap with the true set",
     "cells_to_abstract": "exact match with the reference abstract",
 }
-#: how the recipe was picked from the pilots (fixed before the engine scored them)
-RECIPE_CHOICE = """The recipe is the pilot with the fewest invalid outputs among those whose validation answer
-loss is within 0.003 of the previous recipe's (p2; training on 1 thread instead of 2 alone moves
-it that much) and whose multi-cell generation tasks are no less valid than p2's. Invalid outputs
-vary far more between pilots than the answer loss does: training 2,000 steps instead of 1,600
-(p7) left 13 of 1,200, against 50 for p2."""
 #: generated cells are scored by how many of their genes are distinct (not repeats)
 DISTINCT = "distinct genes"
 
@@ -185,7 +179,7 @@ tokenizer and training on a 2-core CPU{_sharing(training)}, plus
 
 {pilot_table(list(pilots))}
 
-{RECIPE_CHOICE if pilots else ""}
+{_recipe_choice(list(pilots))}
 
 {curve_table(training)}
 
@@ -200,6 +194,13 @@ Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_c
 tokens per gene and `Decoder` checks genes against it), `training.json`, `metrics.json`,
 `pilots.json` (the pilot runs the recipe was chosen on).
 """
+
+
+def _recipe_choice(pilots: list[dict]) -> str:
+    """How the recipe was chosen, when the pilots were served by the engine."""
+    if not any("engine" in p for p in pilots):
+        return ""
+    return RECIPE_RULE.describe(pilots)
 
 
 def _prompt_targets(settings: dict) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from models.training.train import DEFAULT_OUT, TrainSettings
@@ -73,8 +73,7 @@ def _engine_cell(pilot: dict) -> str:
     engine = pilot.get("engine")
     if not engine:
         return "-"
-    invalid = sum(engine["invalid"].values())
-    return f"{100 * engine['cell_type_accuracy']:.1f}%, {invalid} of {engine['examples']:,}"
+    return f"{100 * engine['cell_type_accuracy']:.1f}%, {_invalid(pilot)} of {engine['examples']:,}"
 
 
 def pilot_table(pilots: list[dict]) -> str:
@@ -100,6 +99,80 @@ def pilot_table(pilots: list[dict]) -> str:
         exact = " / ".join(f"{100 * point['greedy_exact']:.1f}%" for point in p["curve"])
         rows.append(f"| {p['name']} | {changed} | {steps} | {loss} | {exact} | {_engine_cell(p)} |")
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class RecipeRule:
+    """How the recipe is chosen from pilots served by the engine (fixed before they were).
+
+    A pilot passes when its last validation answer loss is within ``loss_margin`` of the
+    ``baseline`` pilot's, it has fewer invalid outputs in all, and each ``guarded`` task is
+    no less valid. The recipe is the passing pilot with the fewest invalid outputs.
+    """
+
+    baseline: str
+    loss_margin: float
+    guarded: tuple[str, ...]
+
+    def passes(self, pilot: dict, baseline: dict) -> bool:
+        if "engine" not in pilot:
+            return False
+        ours, theirs = pilot["engine"]["invalid"], baseline["engine"]["invalid"]
+        return (
+            _last_loss(pilot) <= _last_loss(baseline) + self.loss_margin
+            and sum(ours.values()) < sum(theirs.values())
+            and all(ours[t] <= theirs[t] for t in self.guarded)
+        )
+
+    def choose(self, pilots: list[dict]) -> dict:
+        """The passing pilot with the fewest invalid outputs.
+
+        Raises
+        ------
+        ValueError
+            If the baseline is missing or unscored, or no pilot passes.
+        """
+        baseline = next((p for p in pilots if p["name"] == self.baseline), None)
+        if baseline is None or "engine" not in baseline:
+            raise ValueError(f"baseline pilot {self.baseline} is missing or not engine-scored")
+        passing = [p for p in pilots if self.passes(p, baseline)]
+        if not passing:
+            raise ValueError(f"no pilot passes the rule against {self.baseline}")
+        return min(passing, key=_invalid)
+
+    def describe(self, pilots: list[dict]) -> str:
+        """The rule and what it chose, in the pilots' own numbers."""
+        chosen = self.choose(pilots)
+        baseline = next(p for p in pilots if p["name"] == self.baseline)
+        passing = [p["name"] for p in pilots if self.passes(p, baseline)]
+        guarded = " and ".join(f"`{t}`" for t in self.guarded)
+        return (
+            f"The recipe is the pilot with the fewest invalid outputs among those whose last "
+            f"validation answer loss is within {self.loss_margin} of {self.baseline}'s (the "
+            f"previous recipe; training on 1 thread instead of 2 alone moves it that much), "
+            f"with fewer invalid outputs than {self.baseline} in all and {guarded} each no "
+            f"less valid. The rule was fixed before the pilots were served. Passing: "
+            f"{', '.join(passing)}. Chosen: {chosen['name']}, {_invalid(chosen)} of "
+            f"{chosen['engine']['examples']:,} invalid against {_invalid(baseline)} for "
+            f"{self.baseline}: invalid outputs vary far more between pilots than the answer "
+            "loss does."
+        )
+
+
+#: the rule that chose the committed recipe (p2 was the recipe before it)
+RECIPE_RULE = RecipeRule(
+    baseline="p2",
+    loss_margin=0.003,
+    guarded=("multi_cell_generation", "abstract_to_cells"),
+)
+
+
+def _last_loss(pilot: dict) -> float:
+    return pilot["curve"][-1]["answer_loss"]
+
+
+def _invalid(pilot: dict) -> int:
+    return sum(pilot["engine"]["invalid"].values())
 
 
 def read_pilots(model_dir: Path) -> list[dict]:

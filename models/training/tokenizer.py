@@ -71,11 +71,22 @@ def train_tokenizer(texts: Iterable[str], genes: Sequence[str], vocab_size: int)
     return tokenizer
 
 
+def gene_forms(genes: Sequence[str]) -> list[str]:
+    """Every gene as ``" GENE"`` (inside a sentence) and as ``"GENE"`` (first in a line)."""
+    return [" " + g for g in genes] + list(genes)
+
+
 def split_genes(tokenizer: Tokenizer, genes: Sequence[str]) -> list[str]:
-    """Genes that are not one token as ``" GENE"`` or as ``"GENE"``."""
-    forms = [" " + g for g in genes] + list(genes)
+    """Gene forms (`gene_forms`) that are not one token."""
+    forms = gene_forms(genes)
     encodings = tokenizer.encode_batch(forms, add_special_tokens=False)
     return [form for form, enc in zip(forms, encodings, strict=True) if len(enc.ids) != 1]
+
+
+def gene_token_ids(tokenizer: Tokenizer, genes: Sequence[str]) -> list[int]:
+    """The token ids of every gene form (each one token, as `train_tokenizer` checks)."""
+    encodings = tokenizer.encode_batch(gene_forms(genes), add_special_tokens=False)
+    return sorted({enc.ids[0] for enc in encodings})
 
 
 def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, model_max_length: int) -> None:

@@ -32,7 +32,13 @@ from models.training.examples import (
 )
 from models.training.expression_fit import write_expression_fit
 from models.training.model import DemoShape, gpt_neox_config
-from models.training.tokenizer import EOS, PAD, save_tokenizer, train_tokenizer
+from models.training.tokenizer import (
+    EOS,
+    PAD,
+    gene_token_ids,
+    save_tokenizer,
+    train_tokenizer,
+)
 from serving.core.prompt_builder import GENES_FILE, PromptBuilder
 from serving.core.tasks import TaskRegistry, default_registry
 from tokenizer_ext.cell_text import multi_cell_text
@@ -156,12 +162,6 @@ def collate(batch: list[Encoded], pad_id: int, prompt_weight: float, prompt_targ
         prompt &= torch.isin(ids[:, 1:], prompt_targets)
     weights[prompt] = prompt_weight
     return ids, mask, weights
-
-
-def gene_token_ids(tokenizer, genes) -> list[int]:
-    """Every gene's two single-token forms, ``" GENE"`` and ``"GENE"``."""
-    forms = [" " + g for g in genes] + list(genes)
-    return sorted({enc.ids[0] for enc in tokenizer.encode_batch(forms, add_special_tokens=False)})
 
 
 def cell_frame_token_ids(tokenizer, genes) -> list[int]:

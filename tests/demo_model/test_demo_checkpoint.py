@@ -156,6 +156,15 @@ def test_the_card_shows_the_pilots_the_recipe_was_chosen_on():
     assert len(chosen) == 1
 
 
+def test_the_recipe_is_the_pilot_the_rule_chooses_and_the_card_says_so():
+    from models.training.pilots import RECIPE_RULE, read_pilots
+
+    pilots = read_pilots(DEMO)
+    chosen = RECIPE_RULE.choose(pilots)
+    assert chosen["changed_settings"] == {}, "the defaults are the chosen pilot's settings"
+    assert RECIPE_RULE.describe(pilots) in (DEMO / "README.md").read_text()
+
+
 def test_a_run_without_validation_cells_is_not_a_pilot(tmp_path):
     from models.training.pilots import summarise
 

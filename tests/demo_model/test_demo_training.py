@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.training.train import Encoded, collate, gene_token_ids
+from models.training.tokenizer import gene_token_ids
+from models.training.train import Encoded, collate
 
 torch = pytest.importorskip("torch")
 
@@ -102,3 +103,34 @@ def test_a_pilot_shows_its_engine_scores_on_its_validation_cells(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(metrics | {"cells": "held_out"}))
     with pytest.raises(ValueError, match="validation cells"):
         summarise(tmp_path)
+
+
+def _scored(name: str, loss: float, **invalid: int) -> dict:
+    counts = {"multi_cell_generation": 0, "abstract_to_cells": 0, "cell_generation": 0}
+    counts.update(invalid)
+    engine = {"cell_type_accuracy": 0.8, "invalid": counts, "examples": 300}
+    return {"name": name, "curve": [{"answer_loss": loss}], "engine": engine}
+
+
+def test_the_recipe_rule_picks_the_least_invalid_pilot_within_the_loss_margin():
+    from models.training.pilots import RecipeRule
+
+    rule = RecipeRule("base", 0.003, ("multi_cell_generation",))
+    base = _scored("base", 0.120, multi_cell_generation=4, cell_generation=6)
+    pilots = [
+        base,
+        _scored("lossy", 0.1231, cell_generation=1),  # 0.0031 above the baseline
+        _scored("guarded", 0.118, multi_cell_generation=5),  # fewer in all, one task worse
+        _scored("fair", 0.123, multi_cell_generation=4, cell_generation=3),
+        _scored("best", 0.121, multi_cell_generation=1, cell_generation=2),
+        {"name": "unscored", "curve": [{"answer_loss": 0.1}]},
+    ]
+    assert [p["name"] for p in pilots if rule.passes(p, base)] == ["fair", "best"]
+    assert rule.choose(pilots)["name"] == "best"
+    assert "Passing: fair, best. Chosen: best, 3 of 300 invalid against 10 for base" in (
+        rule.describe(pilots)
+    )
+    with pytest.raises(ValueError, match="no pilot passes"):
+        rule.choose([base, pilots[1]])
+    with pytest.raises(ValueError, match="baseline pilot base"):
+        rule.choose(pilots[1:])
