@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from serving.bulk.config import AnnotateConfig, BulkTask, DistributedConfig, ExecutionConfig
 from serving.bulk.job import RunResult
@@ -103,7 +102,7 @@ def print_summary(result: RunResult) -> None:
     """Cells, speed, accuracy and where the outputs are."""
     report = result.report
     run = report["run"]
-    out = Console()
+    out = opt.report_console
     out.print(
         f"[bold]{report['cells']['total']}[/bold] cells annotated "
         f"({run['annotated_cells']} now, {run['resumed_cells']} resumed) at "

@@ -13,13 +13,12 @@ from typing import Annotated
 import numpy as np
 import pyarrow.parquet as pq
 import typer
-from rich.console import Console
 
 from serving.bulk import atomic
 from serving.bulk.config import AnnotateConfig
 from serving.cli.annotate import execution_config, print_summary, run_job
 from serving.cli.logs import route_library_logs
-from serving.cli.options import Verbose, fail
+from serving.cli.options import Verbose, fail, report_console
 from serving.ray_serve.config import DEMO_MODEL_DIR
 
 DATASET = "pbmc68k_reduced.h5ad"
@@ -90,7 +89,7 @@ def demo(
             execution_options={},
         ),
     )
-    console = Console()
+    console = report_console
     console.print(f"[bold]c2s demo[/bold]: {dataset} (.raw) with {model}")
     if log_file := route_library_logs(out / ENGINE_LOG, verbose):
         console.print(f"engine logs: {log_file}")

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from serving.bulk.embed import EmbedConfig
 from serving.cli import options as opt
@@ -71,7 +70,7 @@ def embed(
     route_library_logs(out.with_suffix(".engine.log"), verbose)
     result = opt.run_with_progress(lambda listener: run(config, listener), show_progress=progress)
     summary = result.summary
-    Console().print(
+    opt.report_console.print(
         f"[bold]{summary['n_cells']}[/bold] cells embedded ({summary['dimensions']} dimensions) "
         f"at {summary['cells_per_s']:.2f} cells/s into {result.out} obsm[{key_added!r}]"
     )

@@ -17,6 +17,9 @@ from serving.core.errors import C2SError
 T = TypeVar("T")
 
 console = Console(stderr=True)
+#: the commands' own report lines, one line per message: off a terminal rich would wrap them
+#: at 80 columns, breaking paths in logs and CI output
+report_console = Console(soft_wrap=True)
 
 Model = Annotated[
     str | None,
