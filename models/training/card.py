@@ -30,6 +30,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _interval(metrics: dict) -> str:
+    """Right cells, and the 95% Wilson interval: 140 cells cannot tell a point or two apart."""
+    from scipy.stats import binomtest
+
+    n = metrics["held_out_cells"]
+    right = round(metrics["cell_type_accuracy"] * n)
+    ci = binomtest(right, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{right} of {n}, 95% interval {100 * ci.low:.1f}-{100 * ci.high:.1f}%"
+
+
 def _step_time(training: dict) -> str:
     """Seconds per training step and the load beside it, when the run recorded them."""
     if "seconds_per_step" not in training:
@@ -137,7 +147,7 @@ Prompts built by `PromptBuilder`, answers parsed by `Decoder`, served by the rea
 
 | cell type annotator (held-out) | accuracy |
 | --- | --- |
-| **this model**, greedy, template 0, top {metrics["eval_genes"]} genes | **{_pct(metrics["cell_type_accuracy"])}** ({_pct(metrics["cell_type_valid"])} valid labels) |
+| **this model**, greedy, template 0, top {metrics["eval_genes"]} genes | **{_pct(metrics["cell_type_accuracy"])}** ({_interval(metrics)}; {_pct(metrics["cell_type_valid"])} valid labels) |
 | majority class | {_pct(b["majority_class"])} |
 | logistic regression on the 765-gene log expression | {_pct(b["logistic_regression"])} |
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,13 @@ def test_model_card_reports_the_measured_numbers():
     card = (DEMO / "README.md").read_text()
     assert metrics["held_out_cells"] == training["held_out_cells"] == 140
     assert f"**{100 * metrics['cell_type_accuracy']:.1f}%**" in card
+    right = round(metrics["cell_type_accuracy"] * 140)
+    low, high = map(
+        float, re.search(rf"{right} of 140, 95% interval ([\d.]+)-([\d.]+)%", card).groups()
+    )
+    # Wilson's interval at 140 cells: about 6-7 points either side of the accuracy
+    percent = 100 * right / 140
+    assert 5 < percent - low < 8 and 5 < high - percent < 8
     assert f"| majority class | {100 * metrics['baselines']['majority_class']:.1f}% |" in card
     assert "| majority class | 34.3% |" in card
     assert f"{100 * metrics['baselines']['logistic_regression']:.1f}%" in card
