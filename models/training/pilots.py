@@ -155,16 +155,38 @@ class RecipeRule:
             f"{', '.join(passing)}. Chosen: {chosen['name']}, {_invalid(chosen)} of "
             f"{chosen['engine']['examples']:,} invalid against {_invalid(baseline)} for "
             f"{self.baseline}: invalid outputs vary far more between pilots than the answer "
-            "loss does."
+            f"loss does.{_seed_spread(chosen, pilots)}"
         )
 
 
+#: settings that draw another sample of the same recipe
+SEEDS = frozenset({"data_seed", "torch_seed"})
 #: the rule that chose the committed recipe (p2 was the recipe before it)
 RECIPE_RULE = RecipeRule(
     baseline="p2",
     loss_margin=0.003,
     guarded=("multi_cell_generation", "abstract_to_cells"),
 )
+
+
+def _seed_spread(chosen: dict, pilots: list[dict]) -> str:
+    """How far the chosen pilot's recipe moves under other seeds, where a pilot measured it."""
+    reseeded = [
+        p
+        for p in pilots
+        if p.get("changed_settings") and set(p["changed_settings"]) <= SEEDS and "engine" in p
+    ]
+    if not reseeded:
+        return ""
+    measures = "; ".join(
+        f"{p['name']}: loss {_last_loss(p):.4f}, accuracy "
+        f"{100 * p['engine']['cell_type_accuracy']:.1f}%, {_invalid(p)} invalid"
+        for p in [chosen, *reseeded]
+    )
+    return (
+        f" The same recipe with other seeds ({measures}) moves as much as the rule's margins: "
+        "one pilot per setting cannot rank recipes this close."
+    )
 
 
 def _last_loss(pilot: dict) -> float:

@@ -134,3 +134,18 @@ def test_the_recipe_rule_picks_the_least_invalid_pilot_within_the_loss_margin():
         rule.choose([base, pilots[1]])
     with pytest.raises(ValueError, match="baseline pilot base"):
         rule.choose(pilots[1:])
+
+
+def test_the_rule_reports_the_chosen_recipe_under_other_seeds():
+    from models.training.pilots import RecipeRule
+
+    rule = RecipeRule("base", 0.003, ())
+    base = _scored("base", 0.120, cell_generation=9)
+    best = _scored("best", 0.121, cell_generation=2)
+    reseeded = {**_scored("again", 0.125, cell_generation=7), "changed_settings": {"data_seed": 2}}
+    other = {**_scored("other", 0.130, cell_generation=8), "changed_settings": {"dropout": 0.0}}
+    text = rule.describe([base, best, reseeded, other])
+    assert "Chosen: best," in text
+    assert "(best: loss 0.1210, accuracy 80.0%, 2 invalid; again: loss 0.1250" in text
+    assert "other:" not in text
+    assert "other seeds" not in rule.describe([base, best, other])
