@@ -124,8 +124,8 @@ class RecipeRule:
             and all(ours[t] <= theirs[t] for t in self.guarded)
         )
 
-    def choose(self, pilots: list[dict]) -> dict:
-        """The passing pilot with the fewest invalid outputs.
+    def judge(self, pilots: list[dict]) -> tuple[dict, list[dict]]:
+        """The baseline pilot and the pilots that pass against it, in order.
 
         Raises
         ------
@@ -138,13 +138,16 @@ class RecipeRule:
         passing = [p for p in pilots if self.passes(p, baseline)]
         if not passing:
             raise ValueError(f"no pilot passes the rule against {self.baseline}")
-        return min(passing, key=_invalid)
+        return baseline, passing
+
+    def choose(self, pilots: list[dict]) -> dict:
+        """The passing pilot with the fewest invalid outputs (errors as `judge`)."""
+        return min(self.judge(pilots)[1], key=_invalid)
 
     def describe(self, pilots: list[dict]) -> str:
         """The rule and what it chose, in the pilots' own numbers."""
-        chosen = self.choose(pilots)
-        baseline = next(p for p in pilots if p["name"] == self.baseline)
-        passing = [p["name"] for p in pilots if self.passes(p, baseline)]
+        baseline, passing = self.judge(pilots)
+        chosen = min(passing, key=_invalid)
         guarded = " and ".join(f"`{t}`" for t in self.guarded)
         return (
             f"The recipe is the pilot with the fewest invalid outputs among those whose last "
@@ -152,10 +155,31 @@ class RecipeRule:
             f"previous recipe; training on 1 thread instead of 2 alone moves it that much), "
             f"with fewer invalid outputs than {self.baseline} in all and {guarded} each no "
             f"less valid. The rule was fixed before the pilots were served. Passing: "
-            f"{', '.join(passing)}. Chosen: {chosen['name']}, {_invalid(chosen)} of "
-            f"{chosen['engine']['examples']:,} invalid against {_invalid(baseline)} for "
-            f"{self.baseline}: invalid outputs vary far more between pilots than the answer "
-            f"loss does.{_seed_spread(chosen, pilots)}"
+            f"{', '.join(p['name'] for p in passing)}. Chosen: {chosen['name']}, "
+            f"{_invalid(chosen)} of {chosen['engine']['examples']:,} invalid against "
+            f"{_invalid(baseline)} for {self.baseline}: invalid outputs vary far more between "
+            f"pilots than the answer loss does.{self._seed_spread(chosen, pilots)}"
+        )
+
+    def _seed_spread(self, chosen: dict, pilots: list[dict]) -> str:
+        """How far the chosen recipe moves under other seeds, where a pilot measured it."""
+        reseeded = [
+            p
+            for p in pilots
+            if p.get("changed_settings") and set(p["changed_settings"]) <= SEEDS and "engine" in p
+        ]
+        if not reseeded:
+            return ""
+        same = [chosen, *reseeded]
+        measures = "; ".join(
+            f"{p['name']}: loss {_last_loss(p):.4f}, accuracy "
+            f"{100 * p['engine']['cell_type_accuracy']:.1f}%, {_invalid(p)} invalid"
+            for p in same
+        )
+        losses = [_last_loss(p) for p in same]
+        return (
+            f" The same recipe with other seeds ({measures}): its answer loss spans "
+            f"{max(losses) - min(losses):.4f}, against the rule's margin of {self.loss_margin}."
         )
 
 
@@ -167,26 +191,6 @@ RECIPE_RULE = RecipeRule(
     loss_margin=0.003,
     guarded=("multi_cell_generation", "abstract_to_cells"),
 )
-
-
-def _seed_spread(chosen: dict, pilots: list[dict]) -> str:
-    """How far the chosen pilot's recipe moves under other seeds, where a pilot measured it."""
-    reseeded = [
-        p
-        for p in pilots
-        if p.get("changed_settings") and set(p["changed_settings"]) <= SEEDS and "engine" in p
-    ]
-    if not reseeded:
-        return ""
-    measures = "; ".join(
-        f"{p['name']}: loss {_last_loss(p):.4f}, accuracy "
-        f"{100 * p['engine']['cell_type_accuracy']:.1f}%, {_invalid(p)} invalid"
-        for p in [chosen, *reseeded]
-    )
-    return (
-        f" The same recipe with other seeds ({measures}) moves as much as the rule's margins: "
-        "one pilot per setting cannot rank recipes this close."
-    )
 
 
 def _last_loss(pilot: dict) -> float:

@@ -89,17 +89,16 @@ def demo(
             execution_options={},
         ),
     )
-    console = report_console
-    console.print(f"[bold]c2s demo[/bold]: {dataset} (.raw) with {model}")
+    report_console.print(f"[bold]c2s demo[/bold]: {dataset} (.raw) with {model}")
     if log_file := route_library_logs(out / ENGINE_LOG, verbose):
-        console.print(f"engine logs: {log_file}")
+        report_console.print(f"engine logs: {log_file}")
     result = run_job(config)
     print_summary(result)
     rows = held_out_rows(model)
     if rows is None:
         return
     accuracy = held_out_accuracy(result.files["predictions"], dataset, rows)
-    console.print(
+    report_console.print(
         f"held-out accuracy: [bold]{accuracy:.1%}[/bold] on the {len(rows)} cells the checkpoint "
         f"was not trained on (its 80/20 split of bulk_labels, seed 0; the other "
         f"{result.report['cells']['total'] - len(rows)} cells were training cells)"

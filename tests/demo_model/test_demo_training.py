@@ -147,5 +147,6 @@ def test_the_rule_reports_the_chosen_recipe_under_other_seeds():
     text = rule.describe([base, best, reseeded, other])
     assert "Chosen: best," in text
     assert "(best: loss 0.1210, accuracy 80.0%, 2 invalid; again: loss 0.1250" in text
+    assert "its answer loss spans 0.0040, against the rule's margin of 0.003." in text
     assert "other:" not in text
     assert "other seeds" not in rule.describe([base, best, other])
