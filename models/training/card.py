@@ -110,6 +110,30 @@ def _sharing(training: dict) -> str:
     return f" ({ratio:.2f} CPU-seconds per second of wall time; 2.0 means no other load)"
 
 
+def _machine(metrics: dict) -> str:
+    """The CPU the evaluation ran on: seeded sampling differs between CPUs' bf16 kernels."""
+    m = metrics.get("machine")
+    if not m:
+        return ""
+    amx = "with" if m["has_amx_bf16"] else "without"
+    return (
+        f" Evaluated on {m['cpu']} ({m['logical_cpus']} logical CPUs, {amx} AMX). The "
+        "outputs depend on the CPU's bf16 kernels: on another CPU the same seeds move a "
+        "task's rate below by a point or two."
+    )
+
+
+def _folds(b: dict) -> str:
+    """The logistic regressions over folds of the training cells, beside the held-out split."""
+    return (
+        f"By {b['folds']}-fold cross-validation over the training cells alone (the held-out "
+        f"cells unused), the two logistic regressions score {_pct(b['logistic_regression_folds'])} "
+        f"and {_pct(b['logistic_regression_on_ranks_folds'])}, against "
+        f"{_pct(b['logistic_regression'])} and {_pct(b['logistic_regression_on_ranks'])} on "
+        "the held-out cells: one split of 140 cells is easier or harder than the data."
+    )
+
+
 def task_table(metrics: dict, training: dict) -> str:
     """One row per task: share of training, validity rate, and its score where it has one."""
     rows = ["| task | share of training | valid outputs | score |", "| --- | --- | --- | --- |"]
@@ -143,13 +167,16 @@ PBMCs x 765 genes shipped inside the scanpy wheel). It is a demo: it knows 765 g
 Split: 80/20 by cell, stratified by `obs["bulk_labels"]`, seed 0:
 {training["train_cells"]} training cells, {metrics["held_out_cells"]} held-out cells.
 Prompts built by `PromptBuilder`, answers parsed by `Decoder`, served by the real engine:
-{metrics["engine"]}.
+{metrics["engine"]}.{_machine(metrics)}
 
 | cell type annotator (held-out) | accuracy |
 | --- | --- |
 | **this model**, greedy, template 0, top {metrics["eval_genes"]} genes | **{_pct(metrics["cell_type_accuracy"])}** ({_interval(metrics)}; {_pct(metrics["cell_type_valid"])} valid labels) |
 | majority class | {_pct(b["majority_class"])} |
 | logistic regression on the 765-gene log expression | {_pct(b["logistic_regression"])} |
+| logistic regression on the model's input: the top {b["rank_genes"]} genes, each weighted by its rank | {_pct(b["logistic_regression_on_ranks"])} |
+
+{_folds(b)}
 
 Every task on {metrics["validity_examples"]} held-out examples each (template 0, the task's
 default sampling, seeded). Valid means: a label the model was trained on; gene lists with

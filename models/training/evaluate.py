@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from models.training.baselines import baselines
 from models.training.card import write_model_card
 from models.training.dataset import DemoData, load_demo_data, validation_split
 from models.training.examples import Example, ExampleDrawer
@@ -32,20 +33,6 @@ EVAL_GENES = 200
 #: too coarse to tell two checkpoints apart)
 VALIDITY_EXAMPLES = 100
 EVAL_SEED = 7
-
-
-def baselines(data: DemoData) -> dict[str, float]:
-    """Majority class and logistic regression on the same genes' log expression."""
-    from sklearn.linear_model import LogisticRegression
-
-    y = np.asarray(data.labels)
-    majority = Counter(y[data.train]).most_common(1)[0][0]
-    model = LogisticRegression(max_iter=2000).fit(data.expression[data.train], y[data.train])
-    predicted = model.predict(data.expression[data.held_out])
-    return {
-        "majority_class": float(np.mean(y[data.held_out] == majority)),
-        "logistic_regression": float(np.mean(predicted == y[data.held_out])),
-    }
 
 
 async def run_examples(engine, builder: PromptBuilder, decoder: Decoder, examples: list[Example]):
@@ -113,6 +100,18 @@ async def evaluate(model_dir: Path, data: DemoData) -> dict:
     }
 
 
+def evaluation_machine() -> dict:
+    """The CPU that served the evaluation: another CPU's bf16 kernels (with or without
+    AMX) give some other outputs for the same seeds."""
+    from benchmarks.machine import cpu_flags, cpu_model
+
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "has_amx_bf16": "amx_bf16" in cpu_flags(),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
@@ -122,9 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     data = load_demo_data()
     if args.validation_cells:
         data = validation_split(data, args.validation_cells)
-    metrics = {**asyncio.run(evaluate(args.model, data)), "baselines": baselines(data)}
+    metrics = {**asyncio.run(evaluate(args.model, data)), "baselines": baselines(data, EVAL_GENES)}
     metrics["seconds"] = round(time.monotonic() - started, 1)
     metrics["cells"] = "validation" if args.validation_cells else "held_out"
+    metrics["machine"] = evaluation_machine()
     (args.model / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     training = json.loads((args.model / "training.json").read_text())
     write_model_card(args.model, metrics, training)

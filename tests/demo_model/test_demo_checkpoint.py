@@ -88,6 +88,15 @@ def test_model_card_reports_the_measured_numbers():
     assert f"| majority class | {100 * metrics['baselines']['majority_class']:.1f}% |" in card
     assert "| majority class | 34.3% |" in card
     assert f"{100 * metrics['baselines']['logistic_regression']:.1f}%" in card
+    machine = metrics["machine"]
+    assert f"Evaluated on {machine['cpu']} ({machine['logical_cpus']} logical CPUs," in card
+    ranks = metrics["baselines"]["logistic_regression_on_ranks"]
+    assert f"the top 200 genes, each weighted by its rank | {100 * ranks:.1f}% |" in card
+    folds = re.search(r"By 5-fold cross-validation .* score ([\d.]+)% and ([\d.]+)%", card)
+    assert tuple(map(float, folds.groups())) == (
+        round(100 * metrics["baselines"]["logistic_regression_folds"], 1),
+        round(100 * metrics["baselines"]["logistic_regression_on_ranks_folds"], 1),
+    )
     assert set(metrics["tasks"]) == {
         line.split("`")[1] for line in card.splitlines() if line.startswith("| `")
     }

@@ -150,3 +150,12 @@ def test_the_rule_reports_the_chosen_recipe_under_other_seeds():
     assert "its answer loss spans 0.0040, against the rule's margin of 0.003." in text
     assert "other:" not in text
     assert "other seeds" not in rule.describe([base, best, other])
+
+
+def test_rank_features_weigh_a_cells_first_genes_by_rank():
+    from models.training.baselines import rank_features
+
+    genes = ("A", "B", "C", "D")
+    features = rank_features(["C A D B", "B"], genes, n_genes=3)
+    # C first (3/3), A second (2/3), D third (1/3); B is fourth, past the top 3
+    assert features.tolist() == [[2 / 3, 0.0, 1.0, 1 / 3], [0.0, 1.0, 0.0, 0.0]]
