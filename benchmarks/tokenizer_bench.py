@@ -33,7 +33,6 @@ import argparse  # noqa: E402
 import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -44,7 +43,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.machine import REPO_ROOT  # noqa: E402
+from benchmarks.machine import machine_info as shared_machine_info  # noqa: E402
+
 PYTHIA_DIR = REPO_ROOT.parent / "shared" / "pythia-tokenizer"
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "tokenizer.json"
 TOP_K = 200
@@ -293,24 +294,12 @@ def measure_backed_memory(n_cells: int, chunk_size: int) -> dict:
 
 
 def machine_info() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
-        platform.processor(),
-    )
+    """The shared machine record, plus the pinned core and this suite's package versions."""
     versions = {
         pkg: importlib.metadata.version(pkg)
         for pkg in ("numpy", "scipy", "anndata", "tokenizers", "transformers", "cell2sentence")
     }
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "pinned_to_core": _CORE,
-        "threads": 1,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-    }
+    return {**shared_machine_info(), "pinned_to_core": _CORE, "threads": 1, "versions": versions}
 
 
 def main(argv: list[str] | None = None) -> dict:
