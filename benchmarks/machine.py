@@ -81,6 +81,15 @@ def git_commit() -> str | None:
     return out.stdout.strip()
 
 
+def cpu_summary() -> dict:
+    """The CPU in three facts: its name, its logical CPUs, and AMX (bf16 matmul speed)."""
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "has_amx_bf16": "amx_bf16" in cpu_flags(),
+    }
+
+
 def machine_info() -> dict:
     """A JSON-ready description of this machine and software."""
     flags = cpu_flags()

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_summary
 from models.training.baselines import baselines
 from models.training.card import write_model_card
 from models.training.dataset import DemoData, load_demo_data, validation_split
@@ -100,18 +100,6 @@ async def evaluate(model_dir: Path, data: DemoData) -> dict:
     }
 
 
-def evaluation_machine() -> dict:
-    """The CPU that served the evaluation: another CPU's bf16 kernels (with or without
-    AMX) give some other outputs for the same seeds."""
-    from benchmarks.machine import cpu_flags, cpu_model
-
-    return {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "has_amx_bf16": "amx_bf16" in cpu_flags(),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_OUT)
@@ -124,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {**asyncio.run(evaluate(args.model, data)), "baselines": baselines(data, EVAL_GENES)}
     metrics["seconds"] = round(time.monotonic() - started, 1)
     metrics["cells"] = "validation" if args.validation_cells else "held_out"
-    metrics["machine"] = evaluation_machine()
+    # another CPU's bf16 kernels (with or without AMX) give some other outputs
+    metrics["machine"] = cpu_summary()
     (args.model / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     training = json.loads((args.model / "training.json").read_text())
     write_model_card(args.model, metrics, training)

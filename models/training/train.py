@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_summary
 from models.training.curve import CURVE_EVERY, held_out_point
 from models.training.dataset import DemoData, load_demo_data, validation_split
 from models.training.examples import (
@@ -346,6 +347,8 @@ def run(out_dir: Path, settings: TrainSettings) -> dict:
         # when other jobs share the cores
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        # the weights depend on the CPU: its bf16 kernels differ with and without AMX
+        "machine": cpu_summary(),
     }
     (out_dir / "training.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

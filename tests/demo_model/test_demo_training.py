@@ -159,3 +159,18 @@ def test_rank_features_weigh_a_cells_first_genes_by_rank():
     features = rank_features(["C A D B", "B"], genes, n_genes=3)
     # C first (3/3), A second (2/3), D third (1/3); B is fourth, past the top 3
     assert features.tolist() == [[2 / 3, 0.0, 1.0, 1 / 3], [0.0, 1.0, 0.0, 0.0]]
+
+
+def test_the_card_names_the_cpu_a_run_trained_on_when_recorded():
+    import json
+    from pathlib import Path
+
+    from models.training.card import render_card
+
+    demo = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
+    metrics = json.loads((demo / "metrics.json").read_text())
+    training = json.loads((demo / "training.json").read_text())
+    assert "training on a 2-core CPU (" in render_card(metrics, training)
+    cpu = {"cpu": "Xeon X", "logical_cpus": 2, "has_amx_bf16": True}
+    card = render_card(metrics, {**training, "machine": cpu})
+    assert "training on Xeon X (2 logical CPUs, with AMX) (" in card
