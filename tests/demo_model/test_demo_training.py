@@ -174,3 +174,20 @@ def test_the_card_names_the_cpu_a_run_trained_on_when_recorded():
     cpu = {"cpu": "Xeon X", "logical_cpus": 2, "has_amx_bf16": True}
     card = render_card(metrics, {**training, "machine": cpu})
     assert "training on Xeon X (2 logical CPUs, with AMX) (" in card
+
+
+def test_train_then_evaluate_passes_the_folder_and_the_pilots_cells(monkeypatch):
+    from models.training import __main__ as entry
+    from models.training import evaluate, train
+
+    calls = []
+    monkeypatch.setattr(train, "main", lambda argv: calls.append(("train", argv)))
+    monkeypatch.setattr(evaluate, "main", lambda argv: calls.append(("evaluate", argv)))
+    entry.main(["--out", "/tmp/p", "--steps", "10", "--validation-cells", "112"])
+    assert calls == [
+        ("train", ["--out", "/tmp/p", "--steps", "10", "--validation-cells", "112"]),
+        ("evaluate", ["--model", "/tmp/p", "--validation-cells", "112"]),
+    ]
+    calls.clear()
+    entry.main([])
+    assert calls[1] == ("evaluate", ["--model", str(train.DEFAULT_OUT)])
