@@ -236,7 +236,9 @@ Training repeats to the digit on the same CPU, not on another: bf16 kernels
 differ with and without AMX, so a rebuild elsewhere is another draw of the recipe. This
 checkpoint's recipe and seeds, rebuilt on a 2-core Intel Xeon without AMX (stop 28), took
 32.2 minutes at 0.94 s a step and scored 109 of 140 held out (77.9%) with 18 of 1,200
-invalid outputs; bf16 autocast there is slower than fp32 (0.66 against 0.48 s a step).
+invalid outputs. bf16 autocast is slower than fp32 on a CPU without AMX: there, with
+`--no-bf16`, the rebuild took 23.0 minutes at 0.66 s a step and scored 112 of 140 (80.0%)
+with 20 invalid outputs.
 
 Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_config.json`,
 `special_tokens_map.json`, `gene_vocabulary.txt` (the 765 genes; `PromptBuilder` measures
