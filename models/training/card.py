@@ -12,6 +12,7 @@ from models.training.examples import (
     PREDICTION_GENES,
 )
 from models.training.pilots import RECIPE_RULE, pilot_table, read_pilots
+from models.training.rebuilds import read_rebuilds
 from models.training.train import ema_decay_at
 
 SCORE_NAMES = {
@@ -121,13 +122,28 @@ def _machine(metrics: dict) -> str:
         return ""
     return (
         f" Evaluated on {_cpu(metrics['machine'])}. The outputs depend on the CPU's bf16 "
-        "kernels: on another CPU the same seeds move a task's rate below by a point or two."
+        "kernels: on another CPU the same seeds give some other outputs."
     )
 
 
 def _training_cpu(training: dict) -> str:
     """The CPU of the training run, when it recorded it (older runs did not)."""
     return _cpu(training["machine"]) if "machine" in training else "a 2-core CPU"
+
+
+def _rebuilds(rebuilds: list[dict]) -> str:
+    """The recipe rebuilt with its seeds on other CPUs (`models.training.rebuilds`)."""
+    runs = [
+        f"on {_cpu(r['machine'])} in {'bf16' if r['bf16'] else 'fp32 (`--no-bf16`)'}, "
+        f"{r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a step, "
+        f"{round(r['engine']['cell_type_accuracy'] * r['held_out_cells'])} of "
+        f"{r['held_out_cells']} held out, {sum(r['engine']['invalid'].values())} of "
+        f"{r['engine']['examples']:,} invalid outputs"
+        for r in rebuilds
+    ]
+    if not runs:
+        return ""
+    return f" Rebuilt with the same recipe and seeds (`rebuilds.json`): {'; '.join(runs)}."
 
 
 def _folds(b: dict) -> str:
@@ -152,7 +168,9 @@ def task_table(metrics: dict, training: dict) -> str:
     return "\n".join(rows)
 
 
-def render_card(metrics: dict, training: dict, pilots: list[dict] = ()) -> str:
+def render_card(
+    metrics: dict, training: dict, pilots: list[dict] = (), rebuilds: list[dict] = ()
+) -> str:
     """The model card's Markdown."""
     b = metrics["baselines"]
     s = training["settings"]
@@ -233,17 +251,13 @@ Reproduce (from the repository root, in the project's virtual environment):
 
 which runs `python -m models.training` (train, then evaluate and rewrite this card).
 Training repeats to the digit on the same CPU, not on another: bf16 kernels
-differ with and without AMX, so a rebuild elsewhere is another draw of the recipe. This
-checkpoint's recipe and seeds, rebuilt on a 2-core Intel Xeon without AMX (stop 28), took
-32.2 minutes at 0.94 s a step and scored 109 of 140 held out (77.9%) with 18 of 1,200
-invalid outputs. bf16 autocast is slower than fp32 on a CPU without AMX: there, with
-`--no-bf16`, the rebuild took 23.0 minutes at 0.66 s a step and scored 112 of 140 (80.0%)
-with 20 invalid outputs.
+differ with and without AMX, so a rebuild elsewhere is another draw of the recipe.{_rebuilds(rebuilds)}
 
 Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_config.json`,
 `special_tokens_map.json`, `gene_vocabulary.txt` (the 765 genes; `PromptBuilder` measures
 tokens per gene and `Decoder` checks genes against it), `training.json`, `metrics.json`,
-`pilots.json` (the pilot runs the recipe was chosen on).
+`pilots.json` (the pilot runs the recipe was chosen on), `rebuilds.json` (the recipe rebuilt
+on other CPUs).
 """
 
 
@@ -266,4 +280,5 @@ def _prompt_targets(settings: dict) -> str:
 
 def write_model_card(model_dir: Path, metrics: dict, training: dict) -> None:
     """Write ``README.md`` into the model directory (with its pilots, when recorded)."""
-    (model_dir / "README.md").write_text(render_card(metrics, training, read_pilots(model_dir)))
+    card = render_card(metrics, training, read_pilots(model_dir), read_rebuilds(model_dir))
+    (model_dir / "README.md").write_text(card)

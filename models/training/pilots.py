@@ -58,14 +58,17 @@ def _engine_scores(pilot_dir: Path) -> dict:
     metrics = json.loads(path.read_text())
     if metrics.get("cells") != "validation":
         raise ValueError(f"{path} was not measured on the pilot's validation cells")
+    return {"engine": engine_summary(metrics)}
+
+
+def engine_summary(metrics: dict) -> dict:
+    """A run's engine evaluation: cell type accuracy and invalid outputs per task."""
     n = metrics["validity_examples"]
     invalid = {t: round((1 - v["valid"]) * n) for t, v in metrics["tasks"].items()}
     return {
-        "engine": {
-            "cell_type_accuracy": metrics["cell_type_accuracy"],
-            "invalid": invalid,
-            "examples": n * len(invalid),
-        }
+        "cell_type_accuracy": metrics["cell_type_accuracy"],
+        "invalid": invalid,
+        "examples": n * len(invalid),
     }
 
 

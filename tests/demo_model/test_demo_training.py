@@ -191,3 +191,47 @@ def test_train_then_evaluate_passes_the_folder_and_the_pilots_cells(monkeypatch)
     calls.clear()
     entry.main([])
     assert calls[1] == ("evaluate", ["--model", str(train.DEFAULT_OUT)])
+
+
+def test_the_card_gives_each_recorded_rebuild_from_rebuilds_json():
+    import json
+    from pathlib import Path
+
+    from models.training.rebuilds import read_rebuilds
+
+    demo = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
+    card = (demo / "README.md").read_text()
+    rebuilds = read_rebuilds(demo)
+    assert rebuilds, "rebuilds.json records the recipe rebuilt on other CPUs"
+    settings = json.loads((demo / "training.json").read_text())["settings"]
+    for r in rebuilds:
+        right = round(r["engine"]["cell_type_accuracy"] * r["held_out_cells"])
+        precision = "bf16" if r["bf16"] else "fp32 (`--no-bf16`)"
+        assert (
+            f"in {precision}, {r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a "
+            f"step, {right} of {r['held_out_cells']} held out, "
+            f"{sum(r['engine']['invalid'].values())} of 1,200 invalid outputs" in card
+        )
+    assert {r["bf16"] for r in rebuilds} == {True, False} and settings["bf16"] is True
+
+
+def test_a_rebuild_is_the_recipe_at_most_at_another_precision(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from models.training.rebuilds import summarise
+    from models.training.train import TrainSettings
+
+    metrics = {"cells": "held_out", "machine": {}, "held_out_cells": 140, "validity_examples": 1}
+    metrics |= {"cell_type_accuracy": 0.8, "tasks": {"t": {"valid": 1.0}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    timing = {"seconds": 60.0, "seconds_per_step": 0.5}
+
+    def record(**changed):
+        settings = {**asdict(TrainSettings()), **changed}
+        (tmp_path / "training.json").write_text(json.dumps({"settings": settings, **timing}))
+        return summarise(tmp_path)
+
+    assert record(bf16=False)["bf16"] is False
+    with pytest.raises(ValueError, match="not the recipe"):
+        record(dropout=0.0)
