@@ -116,9 +116,9 @@ def distributed_child_main(path: Path, out: Path, workers: int) -> None:
 
     from benchmarks.distributed_bench import BASE_PORT, peak_rss_mib, ray_worker_pids, reset_peaks
     from serving.bulk import ExecutionConfig
-    from serving.bulk.backends import annotate
     from serving.bulk.config import DistributedConfig
     from serving.bulk.heap import settle_heap
+    from serving.bulk.job import annotate
     from serving.testing.ray_cluster import loopback_cluster
 
     def peaks() -> dict:

@@ -140,7 +140,8 @@ async def bulk_pass(config, runner) -> tuple[float, float, dict]:
 async def run_workload(workload: Workload, repeats: int) -> dict:
     from serving.bulk import AnnotateConfig, ExecutionConfig, PipelineRunner
     from serving.core.pipeline import LocalPipeline
-    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig, start_vllm_engine
     from tokenizer_ext import cell_sentences
 

@@ -106,8 +106,8 @@ def config(path: Path, out: Path, execution, **settings):
 async def instant_part(address: str, cells: int) -> dict:
     from benchmarks.wide_atlas import write_wide_atlas
     from serving.bulk import AnnotationJob, ExecutionConfig, PipelineRunner
-    from serving.bulk.backends import annotate
     from serving.bulk.config import DistributedConfig
+    from serving.bulk.job import annotate
     from serving.core.pipeline import LocalPipeline
     from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig
@@ -165,8 +165,8 @@ async def demo_part(address: str, cells: int) -> dict:
     import scanpy as sc
 
     from serving.bulk import ExecutionConfig
-    from serving.bulk.backends import annotate
     from serving.bulk.config import DistributedConfig
+    from serving.bulk.job import annotate
     from serving.engine import EngineConfig
 
     path = WORK_DIR / f"pbmc_tiled_{cells}.h5ad"

@@ -153,7 +153,8 @@ async def measure(
     """
     from serving.core.label_sets import LabelScorer, LabelSet, LabelShape
     from serving.core.pipeline import LocalPipeline
-    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
 
     config = EngineConfig(

@@ -16,7 +16,12 @@ from tokenizer_ext.errors import (
     TokenizerExtError,
     UnknownGeneError,
 )
-from tokenizer_ext.expression_source import ExpressionSource, open_expression
+from tokenizer_ext.expression_source import (
+    ExpressionSource,
+    RankedChunk,
+    iter_ranked_chunks,
+    open_expression,
+)
 from tokenizer_ext.inverse import (
     CleanedSentence,
     RankExpressionFit,
@@ -28,14 +33,9 @@ from tokenizer_ext.prompt_ids import PromptEncoder, PromptIds
 from tokenizer_ext.prompt_pieces import PromptBatch
 from tokenizer_ext.ranking import TIE_BREAKS, RankedCells, advance_c2s_rng, rank_csr
 from tokenizer_ext.sentences import (
-    RankedChunk,
     cell_sentences,
-    iter_cell_sentences,
-    iter_ranked_chunks,
-    rank_cells,
     rank_vector,
     ranked_to_sentences,
-    sentence_from_mapping,
     sentence_from_vector,
 )
 from tokenizer_ext.templates import (
@@ -52,7 +52,6 @@ from tokenizer_ext.vocab import (
     MOUSE,
     ORGANISMS,
     GeneVocabulary,
-    guess_organism,
     looks_like_ensembl_id,
 )
 
@@ -92,18 +91,14 @@ __all__ = [
     "clean_generated_sentence",
     "first_genes",
     "fit_rank_expression",
-    "guess_organism",
-    "iter_cell_sentences",
     "iter_ranked_chunks",
     "looks_like_ensembl_id",
     "multi_cell_text",
     "open_expression",
-    "rank_cells",
     "rank_csr",
     "rank_vector",
     "ranked_to_sentences",
     "reconstruct_expression",
-    "sentence_from_mapping",
     "sentence_from_vector",
     "split_multi_cell_text",
 ]

@@ -1,23 +1,29 @@
-"""Row-chunk access to one expression matrix of an AnnData or ``.h5ad`` file.
+"""Row-chunk access to one expression matrix of an AnnData or ``.h5ad`` file, and its
+cells read and ranked chunk by chunk.
 
 In-memory matrices (dense, CSR, CSC), layers, ``.raw`` and backed files all look
 the same to the rest of the package: a :class:`ExpressionSource` that hands out
 CSR row chunks. A file path is opened with h5py and only the rows of the current
-chunk are read, so the matrix is never loaded whole.
+chunk are read, so the matrix is never loaded whole. :func:`iter_ranked_chunks` ranks
+each chunk as it is read (:func:`tokenizer_ext.ranking.rank_csr`).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from tokenizer_ext.ranking import RankedCells, TieBreak, rank_csr
+from tokenizer_ext.vocab import GeneVocabulary
+
 ExpressionInput = Any  # anndata.AnnData or a path to an .h5ad file
+DEFAULT_CHUNK_SIZE = 4096
 
 
 @dataclass
@@ -236,3 +242,91 @@ def row_chunks(n_obs: int, chunk_size: int) -> Sequence[tuple[int, int]]:
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     return [(s, min(s + chunk_size, n_obs)) for s in range(0, n_obs, chunk_size)]
+
+
+@dataclass(frozen=True)
+class RankedChunk:
+    """One row chunk of a matrix, ranked.
+
+    Attributes
+    ----------
+    start, stop : int
+        Row range of the chunk in the whole matrix.
+    obs_names : numpy.ndarray
+        Names of the chunk's cells.
+    ranked : RankedCells
+        Word indices of each cell, highest expression first.
+    vocabulary : GeneVocabulary
+        Vocabulary the word indices refer to.
+    """
+
+    start: int
+    stop: int
+    obs_names: np.ndarray
+    ranked: RankedCells
+    vocabulary: GeneVocabulary
+
+
+def iter_ranked_chunks(
+    data: ExpressionInput,
+    *,
+    vocabulary: GeneVocabulary | None = None,
+    tie_break: TieBreak = "c2s",
+    seed: int = 42,
+    top_k: int | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    rows: tuple[int, int] | None = None,
+    rng: np.random.RandomState | None = None,
+) -> Iterator[RankedChunk]:
+    """Rank the cells of an AnnData or ``.h5ad`` file chunk by chunk.
+
+    Only ``chunk_size`` rows are in memory at a time; with ``tie_break="c2s"`` one
+    RNG runs through all chunks, so the result does not depend on ``chunk_size``.
+
+    Parameters
+    ----------
+    data : anndata.AnnData or path
+        In-memory (dense, CSR, CSC) or backed AnnData, or an ``.h5ad`` path.
+    vocabulary : GeneVocabulary, optional
+        Defaults to ``GeneVocabulary(var_names)`` of the chosen matrix.
+    tie_break : {"c2s", "stable"}
+        ``"c2s"`` is byte-identical to ``cell2sentence.utils.generate_sentences``;
+        ``"stable"`` is faster and breaks ties by column order.
+    seed : int
+        Seed of the ``"c2s"`` tie-break (C2S's ``random_state``).
+    top_k : int, optional
+        Keep only the first ``top_k`` genes of each cell.
+    layer : str, optional
+        Use this layer instead of ``X``.
+    use_raw : bool
+        Use ``.raw.X`` and ``.raw.var_names``.
+    chunk_size : int
+        Rows read and ranked at a time.
+    rows : (int, int), optional
+        Only rows ``start:stop`` (default: all).
+    rng : numpy.random.RandomState, optional
+        The ``"c2s"`` tie-break's RNG where the ranking of the rows before ``rows`` left
+        it (`tokenizer_ext.ranking.advance_c2s_rng`); default: a new one from ``seed``.
+
+    Yields
+    ------
+    RankedChunk
+    """
+    with open_expression(data, layer=layer, use_raw=use_raw) as source:
+        vocab = vocabulary if vocabulary is not None else GeneVocabulary(source.var_names)
+        if vocab.n_columns != len(source.var_names):
+            raise ValueError(
+                f"vocabulary has {vocab.n_columns} columns, matrix has {len(source.var_names)}"
+            )
+        if tie_break == "c2s" and rng is None:
+            rng = np.random.RandomState(seed)
+        first, last = rows if rows is not None else (0, source.n_obs)
+        for start, stop in row_chunks(last - first, chunk_size):
+            start, stop = first + start, first + stop
+            matrix = source.read_rows(start, stop)
+            ranked = rank_csr(
+                matrix, vocab.column_to_word, tie_break=tie_break, rng=rng, top_k=top_k
+            )
+            yield RankedChunk(start, stop, source.obs_names[start:stop], ranked, vocab)

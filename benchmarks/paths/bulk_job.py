@@ -84,7 +84,8 @@ async def wait_for_profiler_to_detach(ready_file: Path, limit_s: float = 300) ->
 
 async def measure(spec: dict) -> dict:
     from serving.core.pipeline import LocalPipeline, fan_out, generation
-    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage, DecodeStage
     from serving.engine import EngineConfig, GenerationParams, start_vllm_engine
 
     # the engine `c2s annotate` starts, at the spec's thread setting

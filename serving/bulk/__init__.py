@@ -11,13 +11,14 @@ Examples
 >>> result = await annotate(config)  # doctest: +SKIP
 """
 
-from serving.bulk.backends import annotate, open_runner
+from serving.bulk.answer import PipelineRunner
+from serving.bulk.backends import open_runner
 from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.errors import AnnotateError, InputError, RemoteError, ResumeMismatch
-from serving.bulk.job import AnnotationJob, RunResult
+from serving.bulk.job import AnnotationJob, RunResult, annotate
 from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
 from serving.bulk.remote import GatewayRunner
-from serving.bulk.runners import Answer, PipelineRunner, TaskRunner
+from serving.bulk.runners import Answer, TaskRunner
 
 __all__ = [
     "AnnotateConfig",

@@ -1,5 +1,6 @@
 """Answering shards as they are read: one shard's cells -> prompts -> answers -> one row
-per cell, with a cap on the cells in flight.
+per cell, with a cap on the cells in flight; `PipelineRunner` answers them with the serving
+stages (in this process or over Ray Serve).
 
 Single-cell runs ask ``cell_type_prediction`` once per cell. Multi-cell runs ask
 ``multi_cell_type_prediction`` once per group (a label per cell) and, with ``tissue``,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,12 @@ import numpy as np
 
 from serving.bulk.cells import ReadyShard
 from serving.bulk.heap import fewer_collections
-from serving.bulk.rows import CellRow
-from serving.bulk.runners import Answer, RankedRunner, TaskRunner
-from serving.core.label_sets import LabelSet
-from serving.core.stages import RankedPromptRequest
+from serving.bulk.rows import CellRow, GroupFacts, cell_row, empty_row
+from serving.bulk.runners import Answer, RankedRunner, TaskRunner, short_model_name
+from serving.core.label_sets import LabelSet, label_set_answer
+from serving.core.pipeline import BatchItem, Pipeline, RankedStages, fan_out, generation
+from serving.core.requests import PromptRequest, RankedPromptRequest
+from serving.core.tasks import default_registry
 from serving.core.tasks.registry import TaskRegistry
 
 SINGLE_TASK = "cell_type_prediction"
@@ -219,68 +222,6 @@ async def _nothing() -> list[Answer]:
     return []
 
 
-@dataclass(frozen=True)
-class GroupFacts:
-    """The group a cell was asked in, and the group's tissue answer."""
-
-    name: str
-    size: int
-    tissue: Answer | None
-
-
-def cell_row(
-    row: int,
-    cell_id: str,
-    task: str,
-    answer: Answer,
-    prediction: str | None,
-    position: int | None = None,
-    group: GroupFacts | None = None,
-) -> CellRow:
-    """The row of a cell answered by ``answer`` (at ``position`` of ``group``'s answer)."""
-    return CellRow(
-        row=row,
-        cell_id=cell_id,
-        task=task,
-        status="ok" if prediction else "no_label",
-        prediction=prediction,
-        raw_text=answer.text,
-        prompt_tokens=answer.prompt_tokens,
-        output_tokens=answer.output_tokens,
-        finish_reason=answer.finish_reason,
-        template_index=answer.template_index,
-        model=answer.model,
-        **label_columns(answer.result, position),
-        **(group_columns(group) if group else {}),
-    )
-
-
-def label_columns(result: Mapping[str, Any], position: int | None = None) -> dict[str, Any]:
-    """A cell's label-set columns: whether its label is in the set and, when labels were
-    scored, the top labels and the first one's probability (``position``: the cell's
-    place in a group's answer)."""
-    member = result.get("in_label_set")
-    scores = result.get("label_scores")
-    if position is not None:
-        member = member[position] if member and position < len(member) else None
-        scores = scores[position] if scores and position < len(scores) else None
-    return {
-        "in_label_set": member,
-        "label_score": scores[0]["probability"] if scores else None,
-        "top_labels": scores,
-    }
-
-
-def group_columns(group: GroupFacts) -> dict[str, Any]:
-    """The columns every cell of a group shares: the group and its tissue answer."""
-    return {
-        "group_id": group.name,
-        "group_size": group.size,
-        "tissue": group.tissue.result.get("label") if group.tissue else None,
-        "tissue_raw_text": group.tissue.text if group.tissue else None,
-    }
-
-
 def group_cell_row(
     row: int, cell_id: str, answer: Answer, position: int, group: GroupFacts
 ) -> CellRow:
@@ -290,6 +231,80 @@ def group_cell_row(
     return cell_row(row, cell_id, GROUP_TASK, answer, label, position, group)
 
 
-def empty_row(row: int, cell_id: str, task: str) -> CellRow:
-    """The row of a cell without expressed genes: no prompt, no prediction."""
-    return CellRow(row=row, cell_id=cell_id, task=task, status="empty_cell")
+class PipelineRunner:
+    """A `TaskRunner` over the serving stages, with the tasks' default sampling.
+
+    Parameters
+    ----------
+    stages
+        `serving.core.pipeline.LocalPipeline` or `serving.ray_serve.deployments.RayPipeline`.
+    model_name
+        The name written beside every answer; by default the engine's, read from its
+        limits when `max_model_len` is first asked.
+    request_cells
+        Inputs per build/decode chunk.
+    """
+
+    def __init__(
+        self, stages: Pipeline, model_name: str | None = None, request_cells: int = 32
+    ) -> None:
+        self.stages = stages
+        self.model_name = model_name
+        self.request_cells = request_cells
+
+    async def max_model_len(self) -> int:
+        limits = await self.stages.limits()
+        if self.model_name is None:
+            self.model_name = short_model_name(limits.model)
+        return limits.max_model_len
+
+    async def run(
+        self,
+        task: str,
+        inputs: Sequence[Mapping[str, Any]],
+        templates: Sequence[int],
+        label_set: LabelSet | None = None,
+    ) -> list[Answer]:
+        jobs = [
+            PromptRequest(task=task, inputs=payload, template=int(template))
+            for payload, template in zip(inputs, templates, strict=True)
+        ]
+        params_for = lambda prompt: prompt.params  # noqa: E731 (the tasks' own sampling)
+        if label_set is None:
+            answer = generation(self.stages, params_for)
+        else:
+            answer = await label_set_answer(
+                self.stages, jobs, params_for, label_set=label_set, registry=default_registry()
+            )
+        # each chunk reaches the engine as soon as it is built, rather than after the whole
+        # batch: the engine starts on a shard's first cells while the rest are being built
+        items = await fan_out(
+            self.stages, jobs, answer, chunk_size=self.request_cells, build_first=False
+        )
+        return [self._answer(item) for item in items]
+
+    async def run_ranked(self, request: RankedPromptRequest) -> list[Answer]:
+        """`run` of one-cell inputs given as ranked genes: stages that build prompts from
+        those (`LocalPipeline`) never make a sentence; others get the sentences."""
+        if not isinstance(self.stages, RankedStages):
+            return await self.run(request.task, request.sentence_inputs(), request.templates)
+        # built in one go (one gather of ids), then answered in request-sized chunks
+        prompts = await self.stages.build_ranked(request)
+        answer = generation(self.stages, lambda prompt: prompt.params)
+        size = self.request_cells
+        done = await asyncio.gather(
+            *(answer((), prompts[i : i + size]) for i in range(0, len(prompts), size))
+        )
+        return [self._answer(item) for part in done for item in part]
+
+    def _answer(self, item: BatchItem) -> Answer:
+        output = item.completion.outputs[0]
+        return Answer(
+            result=item.answers[0].result or {},
+            text=output.text,
+            prompt_tokens=item.prompt.prompt_tokens,
+            output_tokens=len(output.token_ids),
+            finish_reason=output.finish_reason,
+            template_index=item.prompt.template_index,
+            model=self.model_name or "",
+        )

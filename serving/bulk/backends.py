@@ -1,6 +1,4 @@
-"""`annotate`: a run in its execution mode, the shell around the job.
-
-`open_runner` gives the `TaskRunner` of an `ExecutionConfig`:
+"""The execution modes: `open_runner` gives the `TaskRunner` of an `ExecutionConfig`:
 
 - ``local``: start the vLLM engine and wire the plain stages to it (`LocalPipeline`);
 - ``ray``: connect to a Ray cluster and call the Serve application's deployments
@@ -8,7 +6,7 @@
 - ``endpoint``: a remote gateway over HTTP (`GatewayRunner`).
 
 ``distributed`` opens the run's engines on a Ray cluster instead
-(`serving.bulk.distributed`).
+(`serving.bulk.distributed`; `serving.bulk.job.annotate` picks).
 """
 
 from __future__ import annotations
@@ -17,31 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from serving.bulk.config import AnnotateConfig, ExecutionConfig
+from serving.bulk.answer import PipelineRunner
+from serving.bulk.config import ExecutionConfig
 from serving.bulk.errors import AnnotateError
-from serving.bulk.job import AnnotationJob, RunResult, preflight
-from serving.bulk.progress import ProgressListener
 from serving.bulk.remote import GatewayRunner
-from serving.bulk.runners import PipelineRunner, TaskRunner
+from serving.bulk.runners import TaskRunner
 
 #: deployment names given by `serving.ray_serve.deployments.build_app`
 ENGINE, PROMPT_BUILDER, DECODER = "Engine", "PromptBuilder", "Decoder"
-
-
-async def annotate(config: AnnotateConfig, progress: ProgressListener | None = None) -> RunResult:
-    """Run ``config`` end to end in its execution mode (local, Ray Serve, endpoint or
-    distributed over a Ray cluster).
-
-    The input is checked before the engine starts or a cluster is reached.
-    """
-    source = preflight(config)
-    if config.execution.mode == "distributed":
-        from serving.bulk.distributed import DistributedJob, open_engines
-
-        async with open_engines(config.execution) as engines:
-            return await DistributedJob(config, engines, progress=progress).run(source)
-    async with open_runner(config.execution) as runner:
-        return await AnnotationJob(config, runner, progress=progress).run(source)
 
 
 @asynccontextmanager

@@ -1,7 +1,7 @@
 """``c2s embed``: every cell of an ``.h5ad`` embedded, written to ``obsm['X_c2s']``.
 
 The input is checked and read exactly as ``c2s annotate`` reads it (`inspect_input`,
-`iter_cell_chunks`: the same matrix choice, gene symbols and C2S ranking), and each cell is
+`iter_cells`: the same matrix choice, gene symbols and C2S ranking), and each cell is
 embedded as `serving.core.embeddings` defines it, over the stages of the execution mode: the
 prompt builder and a pooling engine in this process, or a Ray Serve application's
 ``PromptBuilder`` and ``Embedder`` deployments. The output is a copy of the input with the
@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from serving.bulk import atomic
 from serving.bulk.backends import DECODER, ENGINE, PROMPT_BUILDER
-from serving.bulk.cells import iter_cell_chunks
 from serving.bulk.config import ExecutionConfig, ReadingConfig
 from serving.bulk.errors import AnnotateError
-from serving.bulk.input_file import InputFile, inspect_input
+from serving.bulk.input_file import InputFile, inspect_input, iter_cells
 from serving.bulk.progress import NullProgress, ProgressListener
+from serving.bulk.store import replacing
 from serving.core.embeddings import (
     EmbeddingPipeline,
     LocalEmbeddingPipeline,
@@ -38,6 +37,7 @@ from serving.core.embeddings import (
 )
 from serving.core.pipeline import fan_out
 from serving.core.tasks.inputs import DEFAULT_GENES_SINGLE, MAX_GENES
+from tokenizer_ext import ranked_to_sentences
 
 #: the ``uns`` key of the provenance record
 UNS_KEY = "c2s_embedding"
@@ -95,12 +95,13 @@ async def embed_file(
     progress.start(source.n_obs, 0)
     blocks: list[tuple[np.ndarray, list[np.ndarray]]] = []
     tokens = 0
-    chunks = iter_cell_chunks(config, source.vocabulary)
+    chunks = iter_cells(config, source.vocabulary)
     try:
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-            live = np.flatnonzero([bool(s) for s in chunk.sentences])
+            sentences = ranked_to_sentences(chunk.ranked, chunk.vocabulary)
+            live = np.flatnonzero([bool(s) for s in sentences])
             jobs = [
-                embedding_job(chunk.sentences[i], config.n_genes, organism, config.template_index)
+                embedding_job(sentences[i], config.n_genes, organism, config.template_index)
                 for i in live
             ]
             embedded = await fan_out(
@@ -163,7 +164,7 @@ def write_embedded(config: EmbedConfig, embeddings: np.ndarray, provenance: dict
 
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(out) as temp:
+    with replacing(out) as temp:
         shutil.copyfile(config.input, temp)
         with h5py.File(temp, "r+") as file:
             obsm = file["obsm"] if "obsm" in file else file.create_group("obsm")

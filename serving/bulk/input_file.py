@@ -1,24 +1,28 @@
-"""Open and check the input ``.h5ad`` before any engine time is spent.
+"""The input ``.h5ad``: opened and checked before any engine time is spent, then read in
+ranked row chunks (`iter_cells`).
 
 Only small parts are loaded whole (the ``obs`` columns a run names, the gene names); cell
 names and the expression matrix are read in row chunks, so files larger than memory work
-and a million cells' names never sit in memory. Every
-problem is reported as an `InputError` that says what is wrong and which option fixes it.
+and a million cells' names never sit in memory. Every problem is reported as an
+`InputError` that says what is wrong and which option fixes it.
+
+The whole file is ranked in row order with one tie-break RNG, as C2S does, so a cell's
+sentence never depends on the chunk size or on which shards a resumed run still needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from serving.bulk.cells import rows_per_read
 from serving.bulk.config import ReadingConfig
 from serving.bulk.errors import InputError
 from tokenizer_ext import GeneVocabulary, GeneVocabularyError, open_expression
-from tokenizer_ext.expression_source import row_chunks
+from tokenizer_ext.expression_source import RankedChunk, iter_ranked_chunks, row_chunks
 
 #: log1p of normalised counts stays far below this; plain normalised values do not
 LOG_SCALE_MAX = 30.0
@@ -26,6 +30,8 @@ LOG_SCALE_MAX = 30.0
 EXAMPLES = 5
 #: cell names read at a time
 NAME_CHUNK_ROWS = 65_536
+#: the most bytes one chunk of a dense matrix may take (sparse chunks are smaller)
+READ_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,34 @@ def inspect_input(config: ReadingConfig) -> InputFile:
             "for large files. Store it as CSR for chunked reading.",
         )
     return InputFile(path, obs, vocabulary, values, has_umap, notes)
+
+
+def rows_per_read(config: ReadingConfig, n_vars: int) -> int:
+    """Rows per chunk: ``config.read_rows``, fewer when a dense chunk would be too large."""
+    return max(1, min(config.read_rows, READ_BYTES // max(1, 4 * n_vars)))
+
+
+def iter_cells(
+    config: ReadingConfig,
+    vocabulary: GeneVocabulary,
+    *,
+    rows: tuple[int, int] | None = None,
+    rng: np.random.RandomState | None = None,
+) -> Iterator[RankedChunk]:
+    """The input's rows in order (``rows``: only ``start:stop``, with the tie-break ``rng``
+    where ranking the rows before them left it), ranked and cut to the prompt's genes."""
+    yield from iter_ranked_chunks(
+        config.input,
+        vocabulary=vocabulary,
+        tie_break=config.tie_break,
+        seed=config.rank_seed,
+        top_k=config.genes_per_cell,
+        layer=config.layer,
+        use_raw=config.use_raw,
+        chunk_size=rows_per_read(config, vocabulary.n_columns),
+        rows=rows,
+        rng=rng,
+    )
 
 
 def _check_matrix(file, config: ReadingConfig) -> str:

@@ -1,4 +1,5 @@
-"""`AnnotationJob`: check the input, plan shards, answer the pending ones, write outputs.
+"""A run: `annotate` checks the input and opens the execution mode's runner; `AnnotationJob`
+plans shards, answers the pending ones and writes the outputs.
 
 The job takes its `TaskRunner` from outside (`serving.bulk.backends.open_runner`, or a
 test's), so the same code runs in-process, over Ray Serve or against a remote gateway.
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.bulk import backends
 from serving.bulk.answer import (
     GROUP_TASK,
     SINGLE_TASK,
@@ -25,17 +27,16 @@ from serving.bulk.answer import (
     ShardAnswerer,
     answer_as_read,
 )
-from serving.bulk.cells import ReadyShard, ShardAssembler, iter_cell_chunks
+from serving.bulk.cells import ReadyShard, ShardAssembler
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.errors import AnnotateError, InputError
 from serving.bulk.heap import settle_heap
-from serving.bulk.input_file import InputFile, inspect_input
+from serving.bulk.input_file import InputFile, inspect_input, iter_cells
 from serving.bulk.outputs import write_outputs
 from serving.bulk.plan import ShardPlan, group_plan, single_cell_plan
 from serving.bulk.progress import NullProgress, ProgressListener
 from serving.bulk.rows import rows_to_table
 from serving.bulk.runners import TaskRunner
-from serving.bulk.shards import ShardStore
 from serving.bulk.sizing import (
     GroupSize,
     answer_budget,
@@ -44,10 +45,27 @@ from serving.bulk.sizing import (
     worst_prompt_counter,
 )
 from serving.bulk.stats import RunStats
+from serving.bulk.store import ShardStore
 from serving.core.tasks import default_registry
 from serving.core.tasks.registry import TaskRegistry
 
 MANIFEST_VERSION = 1
+
+
+async def annotate(config: AnnotateConfig, progress: ProgressListener | None = None) -> RunResult:
+    """Run ``config`` end to end in its execution mode (local, Ray Serve, endpoint or
+    distributed over a Ray cluster).
+
+    The input is checked before the engine starts or a cluster is reached.
+    """
+    source = preflight(config)
+    if config.execution.mode == "distributed":
+        from serving.bulk.distributed import DistributedJob, open_engines
+
+        async with open_engines(config.execution) as engines:
+            return await DistributedJob(config, engines, progress=progress).run(source)
+    async with backends.open_runner(config.execution) as runner:
+        return await AnnotationJob(config, runner, progress=progress).run(source)
 
 
 @dataclass(frozen=True)
@@ -231,7 +249,7 @@ class AnnotationJob:
         def ready_shards() -> Iterator[ReadyShard]:
             if not assembler.pending:
                 return
-            for chunk in iter_cell_chunks(self.config, source.vocabulary):
+            for chunk in iter_cells(self.config, source.vocabulary):
                 yield from assembler.add(chunk)
                 if not assembler.pending:
                     return  # the rest of the file holds only committed shards

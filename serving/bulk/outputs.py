@@ -24,7 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serving.bulk import atomic
 from serving.bulk.accuracy import OTHER, LabelScores, score_labels
 from serving.bulk.config import AnnotateConfig
 from serving.bulk.heap import release_arrow_memory
@@ -33,8 +32,8 @@ from serving.bulk.plan import ShardPlan
 from serving.bulk.report import build_report
 from serving.bulk.row_tally import RowTally
 from serving.bulk.rows import ROW_SCHEMA
-from serving.bulk.shards import ShardStore
 from serving.bulk.stats import RunStats
+from serving.bulk.store import ShardStore, replacing, write_json
 
 PREDICTIONS = "predictions.parquet"
 ANNOTATED = "annotated.h5ad"
@@ -78,14 +77,14 @@ def write_outputs(
     files["report"] = out / REPORT
     names = {k: str(v) for k, v in files.items()}
     report = build_report(config, source, tally, stats, scores, names)
-    atomic.write_json(files["report"], report)
+    write_json(files["report"], report)
     return report, files
 
 
 def _write_predictions(batches: Iterator[pa.Table], tally: RowTally, path: Path) -> None:
     """``predictions.parquet`` from the ordered batches, each tallied on the way; nothing
     is written unless every row arrived exactly once."""
-    with atomic.replacing(path) as temp:
+    with replacing(path) as temp:
         writer = None
         try:
             for rows in batches:
@@ -170,7 +169,7 @@ def write_annotated(
     import anndata.io
     import h5py
 
-    with atomic.replacing(path) as temp:
+    with replacing(path) as temp:
         shutil.copyfile(source, temp)
         with h5py.File(temp, "r+") as file:
             obs = file["obs"]
@@ -219,7 +218,7 @@ MAX_LABEL_CHARS = 40
 
 
 def _save(figure, path: Path) -> None:
-    with atomic.replacing(path) as temp, warnings.catch_warnings():
+    with replacing(path) as temp, warnings.catch_warnings():
         # generated labels may hold characters the default font lacks: draw them as boxes
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         figure.savefig(temp, format="png", dpi=120, bbox_inches="tight")

@@ -1,6 +1,6 @@
 """What the outputs need from a run's rows, gathered batch by batch in input order.
 
-A finished run's rows are read shard by shard (`serving.bulk.shards.ShardStore.
+A finished run's rows are read shard by shard (`serving.bulk.store.ShardStore.
 iter_ordered_rows`), never all at once: for a million cells, Python lists of every row's
 values would take more memory than the whole answering phase. `RowTally` keeps only
 counts, sums and one compact array per ``obs`` column (a category code per cell), and

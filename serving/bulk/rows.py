@@ -1,4 +1,4 @@
-"""One row per cell: the typed row the answerer builds and the Parquet schema it is written in.
+"""One row per cell: the typed row, how an answer becomes one, and the Parquet schema.
 
 Rows are `CellRow`s, not dicts, so a mistyped or missing column is a ``TypeError`` where
 the row is made; `rows_to_table` writes them with `ROW_SCHEMA`, which checks every value's
@@ -7,11 +7,13 @@ type. A test keeps the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
+
+from serving.bulk.runners import Answer
 
 #: one ranked label of a scored run
 TOP_LABEL = pa.struct(
@@ -81,3 +83,70 @@ def rows_to_table(rows: Sequence[CellRow]) -> pa.Table:
             raise TypeError(f"a shard row must be a CellRow, not {type(row).__name__}")
     columns = {name: [getattr(row, name) for row in rows] for name in ROW_SCHEMA.names}
     return pa.table(columns, schema=ROW_SCHEMA)
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """The group a cell was asked in, and the group's tissue answer."""
+
+    name: str
+    size: int
+    tissue: Answer | None
+
+
+def cell_row(
+    row: int,
+    cell_id: str,
+    task: str,
+    answer: Answer,
+    prediction: str | None,
+    position: int | None = None,
+    group: GroupFacts | None = None,
+) -> CellRow:
+    """The row of a cell answered by ``answer`` (at ``position`` of ``group``'s answer)."""
+    return CellRow(
+        row=row,
+        cell_id=cell_id,
+        task=task,
+        status="ok" if prediction else "no_label",
+        prediction=prediction,
+        raw_text=answer.text,
+        prompt_tokens=answer.prompt_tokens,
+        output_tokens=answer.output_tokens,
+        finish_reason=answer.finish_reason,
+        template_index=answer.template_index,
+        model=answer.model,
+        **label_columns(answer.result, position),
+        **(group_columns(group) if group else {}),
+    )
+
+
+def label_columns(result: Mapping[str, Any], position: int | None = None) -> dict[str, Any]:
+    """A cell's label-set columns: whether its label is in the set and, when labels were
+    scored, the top labels and the first one's probability (``position``: the cell's
+    place in a group's answer)."""
+    member = result.get("in_label_set")
+    scores = result.get("label_scores")
+    if position is not None:
+        member = member[position] if member and position < len(member) else None
+        scores = scores[position] if scores and position < len(scores) else None
+    return {
+        "in_label_set": member,
+        "label_score": scores[0]["probability"] if scores else None,
+        "top_labels": scores,
+    }
+
+
+def group_columns(group: GroupFacts) -> dict[str, Any]:
+    """The columns every cell of a group shares: the group and its tissue answer."""
+    return {
+        "group_id": group.name,
+        "group_size": group.size,
+        "tissue": group.tissue.result.get("label") if group.tissue else None,
+        "tissue_raw_text": group.tissue.text if group.tissue else None,
+    }
+
+
+def empty_row(row: int, cell_id: str, task: str) -> CellRow:
+    """The row of a cell without expressed genes: no prompt, no prediction."""
+    return CellRow(row=row, cell_id=cell_id, task=task, status="empty_cell")

@@ -6,12 +6,14 @@ Flags and ``C2S_*`` settings become one `AnnotateConfig` here; everything else h
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from serving.bulk import job
 from serving.bulk.config import AnnotateConfig, BulkTask, DistributedConfig, ExecutionConfig
 from serving.bulk.job import RunResult
 from serving.cli import options as opt
@@ -91,11 +93,8 @@ def execution_config(
 
 def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
     """Run ``config`` with a progress bar; errors become a message and exit code 2."""
-    from serving.bulk.backends import annotate
-
-    return opt.run_with_progress(
-        lambda progress: annotate(config, progress), show_progress=show_progress
-    )
+    with opt.progress_bar(show_progress) as progress:
+        return asyncio.run(job.annotate(config, progress))
 
 
 def print_summary(result: RunResult) -> None:

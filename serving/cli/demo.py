@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import typer
 
-from serving.bulk import atomic
 from serving.bulk.config import AnnotateConfig
+from serving.bulk.store import replacing
 from serving.cli.annotate import execution_config, print_summary, run_job
 from serving.cli.logs import route_library_logs
 from serving.cli.options import Verbose, fail, report_console
@@ -33,7 +33,7 @@ def write_dataset(path: Path) -> None:
     import scanpy as sc
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(path) as temp:
+    with replacing(path) as temp:
         sc.datasets.pbmc68k_reduced().write_h5ad(temp)
 
 

@@ -5,6 +5,7 @@ Flags become one `EmbedConfig` here; everything else happens in `serving.bulk.em
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -68,7 +69,8 @@ def embed(
     except ValidationError as exc:
         raise opt.invalid_config(exc) from None
     route_library_logs(out.with_suffix(".engine.log"), verbose)
-    result = opt.run_with_progress(lambda listener: run(config, listener), show_progress=progress)
+    with opt.progress_bar(progress) as listener:
+        result = asyncio.run(run(config, listener))
     summary = result.summary
     opt.report_console.print(
         f"[bold]{summary['n_cells']}[/bold] cells embedded ({summary['dimensions']} dimensions) "

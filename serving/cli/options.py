@@ -1,11 +1,11 @@
-"""Options and the run wrapper shared by the commands that read an ``.h5ad`` file
+"""Options and the progress bar shared by the commands that read an ``.h5ad`` file
 (``c2s annotate``, ``c2s embed``): one definition, one help text."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -13,8 +13,6 @@ from rich.console import Console
 
 from serving.bulk.progress import NullProgress, ProgressListener, RichProgress
 from serving.core.errors import C2SError
-
-T = TypeVar("T")
 
 console = Console(stderr=True)
 #: the commands' own report lines, one line per message: off a terminal rich would wrap them
@@ -55,12 +53,11 @@ def invalid_config(exc: ValidationError) -> typer.Exit:
     return fail(f"{where}: {message}" if where else message)
 
 
-def run_with_progress(
-    run: Callable[[ProgressListener], Awaitable[T]], *, show_progress: bool = True
-) -> T:
-    """``run(progress)`` to the end with a progress bar; errors become a message and exit 2."""
-    progress = RichProgress(console) if show_progress else NullProgress()
+@contextmanager
+def progress_bar(show: bool = True) -> Iterator[ProgressListener]:
+    """A run's progress listener (a rich bar, or none); the core's errors raised inside
+    become a message and exit 2."""
     try:
-        return asyncio.run(run(progress))
+        yield RichProgress(console) if show else NullProgress()
     except C2SError as exc:
         raise fail(exc.message) from None

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from serving.core.pipeline import ChunkHandler
-from serving.core.stages import BuildStage, PreparedPrompt, PromptRequest
+from serving.core.requests import PreparedPrompt, PromptRequest
+from serving.core.stages import BuildStage
 from serving.engine import Embedder, Embedding
 
 #: the prompt C2S embeds a cell with

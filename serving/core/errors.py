@@ -54,6 +54,15 @@ class PromptTooLong(InvalidRequest):
         super().__init__(message)
 
 
+class BatchItemError(InvalidRequest):
+    """One item of a batch is invalid; the message names its index."""
+
+    def __init__(self, index: int, error: C2SError) -> None:
+        self.index = index
+        self.cause = error
+        super().__init__(f"inputs[{index}]: {error.message}", param=f"inputs[{index}]")
+
+
 class ConfigError(C2SError, ValueError):
     """A component configuration is inconsistent with what it configures."""
 

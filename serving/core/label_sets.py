@@ -35,7 +35,7 @@ from serving.core.errors import ConfigError, InvalidRequest
 from serving.core.label_scoring import ScoredLabel, score_labels
 from serving.core.pipeline import BatchItem, ChunkHandler, Pipeline, decode_completions
 from serving.core.protocol import MAX_LABELS
-from serving.core.stages import DecodedResult, PreparedPrompt, PromptRequest
+from serving.core.requests import DecodedResult, PreparedPrompt, PromptRequest
 from serving.core.tasks.parsers import OutputKind
 from serving.core.tasks.registry import TaskRegistry
 from serving.core.tasks.spec import TaskSpec

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from serving.core.errors import InvalidRequest
-from serving.core.stages import (
-    BuildStage,
+from serving.core.requests import (
     DecodedResult,
     DecodeRequest,
-    DecodeStage,
     PreparedPrompt,
     PromptRequest,
     RankedPromptRequest,
 )
+from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import (
     Completion,
     Embedder,

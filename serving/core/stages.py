@@ -12,25 +12,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.core.errors import C2SError, InvalidRequest, PromptTooLong
+import numpy as np
+
+from serving.core.errors import BatchItemError, C2SError, InvalidRequest, PromptTooLong
 from serving.core.prompt_builder import BuiltPrompt, PromptBuilder, read_model_genes
+from serving.core.requests import (
+    DecodedResult,
+    DecodeRequest,
+    PreparedPrompt,
+    PromptRequest,
+    RankedPromptRequest,
+)
 from serving.core.tasks import default_registry
 from serving.core.tasks.inputs import TaskInput
 from serving.core.tasks.registry import TaskRegistry
 from serving.core.tasks.results import TaskResult
 from serving.core.tasks.spec import TaskSpec
-from serving.core.tasks.templates import TemplateChoice
 from serving.core.validation import ModelChecks, validate_inputs
 from serving.engine.params import GenerationParams
 from tokenizer_ext.inverse import RankExpressionFit
 from tokenizer_ext.ranking import RankedCells
-from tokenizer_ext.sentences import ranked_to_sentences
+from tokenizer_ext.templates import SENTENCE_FIELDS
 from tokenizer_ext.text_encoder import TextEncoder
-from tokenizer_ext.vocab import GeneVocabulary
+from tokenizer_ext.vocab import GeneVocabulary, ensembl_mask
 
 #: a checkpoint's fitted inverse transform (C2S's slope and intercept), if it has one
 EXPRESSION_FIT_FILE = "expression_fit.json"
@@ -39,87 +46,6 @@ RAW_DEFAULTS = GenerationParams(max_tokens=16, temperature=1.0)
 #: answers at most this long whose parsed result is flat (a label) are parsed once each
 SHORT_ANSWER_CHARS = 200
 SHORT_ANSWERS_KEPT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class PromptRequest:
-    """One prompt to build: a task with its inputs, or a raw prompt (text or ids)."""
-
-    task: str | None = None
-    inputs: Mapping[str, Any] | None = None
-    raw_prompt: str | tuple[int, ...] | None = None
-    template: TemplateChoice = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RankedPromptRequest:
-    """One ``task`` prompt per ranked cell: one-cell inputs given as ranked genes.
-
-    Attributes
-    ----------
-    task
-        The task's name.
-    cells
-        Each cell's genes, most expressed first, as words of ``vocabulary``.
-    vocabulary
-        The dataset's genes.
-    fields
-        The inputs' other values (the same for every cell).
-    templates
-        The template index of each cell's prompt.
-    """
-
-    task: str
-    cells: RankedCells
-    vocabulary: GeneVocabulary
-    fields: Mapping[str, Any]
-    templates: Sequence[int]
-
-    def sentence_inputs(self) -> list[dict[str, Any]]:
-        """The same inputs with each cell as its sentence (for paths that need text)."""
-        sentences = ranked_to_sentences(self.cells, self.vocabulary)
-        return [{**self.fields, "cell": sentence} for sentence in sentences]
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedPrompt:
-    """A built prompt: token ids plus the task's default sampling."""
-
-    token_ids: tuple[int, ...]
-    params: GenerationParams
-    task: str | None = None
-    template_index: int | None = None
-
-    @property
-    def prompt_tokens(self) -> int:
-        return len(self.token_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeRequest:
-    """One generated answer to parse, and token ids to render as text (for logprobs)."""
-
-    task: str | None
-    text: str
-    token_ids: tuple[int, ...] = field(default=())
-    reconstruct_expression: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedResult:
-    """A parsed answer (``None`` for raw prompts) and the text of each requested token."""
-
-    result: dict[str, Any] | None
-    tokens: dict[int, str] = field(default_factory=dict)
-
-
-class BatchItemError(InvalidRequest):
-    """One item of a batch is invalid; the message names its index."""
-
-    def __init__(self, index: int, error: C2SError) -> None:
-        self.index = index
-        self.cause = error
-        super().__init__(f"inputs[{index}]: {error.message}", param=f"inputs[{index}]")
 
 
 class BuildStage:
@@ -183,10 +109,8 @@ class BuildStage:
 
     def build_ranked(self, request: RankedPromptRequest, offset: int = 0) -> list[PreparedPrompt]:
         """The request's prompts, the same as `build` of the cells' sentences; built from
-        the genes' cached ids when `serving.core.ranked_prompts` can, else from the
+        the genes' cached ids when `RankedPrompts` can, else from the
         sentences."""
-        from serving.core.ranked_prompts import RankedPrompts
-
         task, vocabulary = request.task, request.vocabulary
         prompts = self._ranked.get(vocabulary)
         if prompts is None:
@@ -232,6 +156,111 @@ class BuildStage:
 
 def _prepared(built: BuiltPrompt) -> PreparedPrompt:
     return PreparedPrompt(built.token_ids, built.params, built.task, built.template_index)
+
+
+class RankedPrompts:
+    """One-cell prompts straight from one dataset's ranked genes: the bulk job's path.
+
+    Each dataset gene is tokenised once (the prompt builder's gene cache), and every
+    prompt's ids are gathered from the cache's flat table in one go: no cell sentence is
+    made. The prompts equal `BuildStage.build`'s for the same cells' sentences, id for id
+    (tests compare both). Where this path cannot decide (a cell the gene checks would
+    refuse, a prompt too long, a dataset larger than the cache), `build` returns ``None``
+    and the caller builds from sentences, which raises the checks' own errors.
+
+    Parameters
+    ----------
+    builder
+        The prompt builder (tokenizer, gene cache, context).
+    vocabulary
+        The dataset's genes (the words the ranked cells index).
+    checks
+        The checkpoint's checks (`serving.core.validation`): a cell mostly outside its
+        genes is left to the sentence path, which refuses it.
+    """
+
+    def __init__(
+        self,
+        builder: PromptBuilder,
+        vocabulary: GeneVocabulary,
+        checks: ModelChecks,
+    ) -> None:
+        self.builder = builder
+        self.vocabulary = vocabulary
+        # each dataset gene tokenised once, here; None when the cache cannot hold them all
+        self.cache_words = builder.gene_words(vocabulary.symbols)
+        symbols = vocabulary.symbols
+        self.ensembl = ensembl_mask(symbols)
+        self.checks = checks
+        model_genes = checks.model_genes
+        if model_genes is None:
+            self.unknown = np.zeros(len(symbols), dtype=bool)
+        else:
+            self.unknown = np.fromiter((s not in model_genes for s in symbols), bool, len(symbols))
+        self.any_flagged = bool(self.ensembl.any() or self.unknown.any())
+        self._params: dict[tuple[str, int], GenerationParams] = {}
+
+    def build(
+        self,
+        task: str,
+        cells: RankedCells,
+        fields: Mapping[str, Any],
+        templates: Sequence[int],
+    ) -> list[tuple[tuple[int, ...], GenerationParams, int]] | None:
+        """``(token ids, params, template index)`` per cell, or ``None`` (see the module)."""
+        builder = self.builder
+        if self.cache_words is None or not cells.lengths.all() or self._refused(cells):
+            return None
+        if not all(builder.batches_cells(task, t) for t in set(templates)):
+            return None
+        spec = builder.registry.get(task)
+        try:
+            sample = self._sample(task, cells, fields)
+        except C2SError:
+            return None
+        cells = cells.truncate(getattr(sample, "n_genes", None))
+        fixed = {k: v for k, v in sample.template_fields().items() if k not in SENTENCE_FIELDS}
+        words = RankedCells(self.cache_words[cells.words], cells.offsets)
+        templates = np.asarray(templates, dtype=np.int64)
+        out: list = [None] * len(cells)
+        wanted = spec.sampling.max_tokens(sample.output_size(), builder.tokens_per_gene)
+        for template in np.unique(templates).tolist():
+            rows = np.flatnonzero(templates == template)
+            text = spec.templates.prompt_template(template)
+            batch = builder.prompt_encoder.encode_batch(text, words.select(rows), **fixed)
+            if int(batch.n_tokens.max()) >= builder.max_model_len:
+                return None
+            for row, ids in zip(rows.tolist(), batch.to_tuples(), strict=True):
+                max_tokens = min(wanted, builder.max_model_len - len(ids))
+                out[row] = (ids, self._params_for(spec, max_tokens), template)
+        return out
+
+    def _refused(self, cells: RankedCells) -> bool:
+        """Whether a cell may fail the gene checks (Ensembl ids, genes the model lacks)."""
+        if not self.any_flagged:  # no such gene in the dataset: no cell can fail
+            return False
+        lengths = cells.lengths
+        row_of = np.repeat(np.arange(len(cells)), lengths)
+        for flags in (self.ensembl, self.unknown):
+            counts = np.bincount(row_of, weights=flags[cells.words], minlength=len(cells))
+            if ((counts > 0) & (2 * counts >= lengths)).any():
+                return True
+        return False
+
+    def _sample(self, task: str, cells: RankedCells, fields: Mapping[str, Any]) -> TaskInput:
+        """The first cell validated as the sentence path would (`validate_inputs`): the
+        checks on the fields (the same for every cell) and the template's other values.
+        The other cells' genes are screened by `_refused`, which decides nothing itself."""
+        first = " ".join(self.vocabulary.decode(cells.row(0).tolist()))
+        spec = self.builder.registry.get(task)
+        return validate_inputs(spec, {**fields, "cell": first}, self.checks)
+
+    def _params_for(self, spec, max_tokens: int) -> GenerationParams:
+        key = (spec.name, max_tokens)
+        params = self._params.get(key)
+        if params is None:
+            params = self._params[key] = spec.sampling.params(max_tokens)
+        return params
 
 
 class Decoder:

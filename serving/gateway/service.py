@@ -32,7 +32,7 @@ from serving.core.protocol import (
     TaskItemResult,
     Usage,
 )
-from serving.core.stages import PreparedPrompt, PromptRequest
+from serving.core.requests import PreparedPrompt, PromptRequest
 from serving.core.tasks.registry import TaskRegistry
 from serving.engine import GenerationParams
 from serving.gateway.errors import UnknownModel

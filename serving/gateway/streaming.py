@@ -18,7 +18,7 @@ from serving.core.protocol import (
     CompletionResponse,
     Usage,
 )
-from serving.core.stages import DecodeRequest, PreparedPrompt
+from serving.core.requests import DecodeRequest, PreparedPrompt
 from serving.engine import GenerationParams, StepOutput
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.openai_shapes import (

@@ -25,14 +25,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serving.core.pipeline import EngineRequest, InProcessEngineCalls, complete_all
-from serving.core.stages import (
-    BuildStage,
-    DecodedResult,
-    DecodeRequest,
-    DecodeStage,
-    PreparedPrompt,
-    PromptRequest,
-)
+from serving.core.requests import DecodedResult, DecodeRequest, PreparedPrompt, PromptRequest
+from serving.core.stages import BuildStage, DecodeStage
 from serving.core.tasks import default_registry
 from serving.engine import (
     Completion,

@@ -15,14 +15,8 @@ from ray.serve.handle import DeploymentHandle
 
 from serving.core.errors import C2SError, EngineUnavailable
 from serving.core.pipeline import EmbeddingsUnavailable, InProcessEngineCalls
-from serving.core.stages import (
-    BuildStage,
-    DecodedResult,
-    DecodeRequest,
-    DecodeStage,
-    PreparedPrompt,
-    PromptRequest,
-)
+from serving.core.requests import DecodedResult, DecodeRequest, PreparedPrompt, PromptRequest
+from serving.core.stages import BuildStage, DecodeStage
 from serving.engine import (
     Completion,
     Embedding,

@@ -16,7 +16,7 @@ from models.training.dataset import ORGANISM
 from serving.core.embeddings import LocalEmbeddingPipeline, embedding, embedding_job
 from serving.core.label_sets import LabelSet
 from serving.core.pipeline import fan_out, generation
-from serving.core.stages import PromptRequest
+from serving.core.requests import PromptRequest
 from serving.core.tasks import default_registry
 from tests.atlas.label_data import answer_with_label_set
 

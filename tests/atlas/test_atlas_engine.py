@@ -18,7 +18,7 @@ from serving.bulk import ExecutionConfig
 from serving.bulk.embed import EmbedConfig, embed_file
 from serving.core.embeddings import LocalEmbeddingPipeline
 from serving.core.label_sets import LabelScorer, LabelSet, LabelShape
-from serving.core.stages import PromptRequest
+from serving.core.requests import PromptRequest
 from serving.core.tasks import default_registry
 from serving.engine import EngineConfig
 from serving.gateway.app import create_app

@@ -16,7 +16,7 @@ from serving.core.label_sets import (
     read_label_file,
     with_membership,
 )
-from serving.core.stages import PromptRequest
+from serving.core.requests import PromptRequest
 from serving.core.tasks import default_registry
 from serving.engine import GenerationParams
 from serving.testing.fake_engine import hashed_logprob

@@ -223,7 +223,8 @@ async def test_every_path_gives_the_same_answers(
     batch over Ray (chunks on the replicas) and the bulk job's ray mode answer the same
     cells alike: text, token counts and typed result."""
     from serving.core.pipeline import LocalPipeline, fan_out, generation
-    from serving.core.stages import BuildStage, DecodeStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage, DecodeStage
 
     inputs = [{"cell": " ".join(CELL.split()[i:] + CELL.split()[:i])} for i in range(6)]
     stages = LocalPipeline(

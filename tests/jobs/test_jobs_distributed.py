@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.bulk import AnnotateConfig, AnnotationJob, ExecutionConfig, PipelineRunner
-from serving.bulk.backends import annotate
 from serving.bulk.config import DistributedConfig
 from serving.bulk.distributed.ranges import pending_ranges, rng_states
+from serving.bulk.job import annotate
 from serving.bulk.plan import ShardPlan, single_cell_plan
 from serving.testing.ray_cluster import loopback_cluster
 from tests.jobs.conftest import small_adata
@@ -287,7 +287,8 @@ async def test_the_serve_apps_replicas_answer_a_distributed_run(
 async def test_vllm_engine_actors_of_the_demo_checkpoint_answer_every_cell(
     cluster, pbmc_adata, tmp_path
 ):
-    from serving.core.stages import BuildStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage
     from serving.engine import EngineConfig
     from serving.ray_serve.config import DEMO_MODEL_DIR
     from tokenizer_ext import cell_sentences
@@ -327,7 +328,7 @@ DRIVER = """
 import asyncio, sys
 from pathlib import Path
 from serving.bulk import AnnotateConfig
-from serving.bulk.backends import annotate
+from serving.bulk.job import annotate
 from serving.testing.ray_cluster import keep_loopback
 keep_loopback()
 asyncio.run(annotate(AnnotateConfig.model_validate_json(Path(sys.argv[1]).read_text())))

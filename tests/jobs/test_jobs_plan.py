@@ -9,10 +9,10 @@ import pytest
 
 from serving.bulk.accuracy import score_labels
 from serving.bulk.answer import InflightCells, first_error
-from serving.bulk.cells import CellChunk, ReadyShard, ShardAssembler
+from serving.bulk.cells import ReadyShard, ShardAssembler
 from serving.bulk.plan import group_plan, group_units, single_cell_plan, split_evenly
 from serving.bulk.sizing import fit_group_size
-from tokenizer_ext import GeneVocabulary, RankedCells
+from tokenizer_ext import GeneVocabulary, RankedCells, RankedChunk
 
 
 def check_covers_every_row(plan) -> None:
@@ -68,11 +68,11 @@ def test_group_size_is_the_largest_that_fits():
 VOCABULARY = GeneVocabulary([f"G{r}" for r in range(20)])
 
 
-def chunk(start: int, stop: int) -> CellChunk:
+def chunk(start: int, stop: int) -> RankedChunk:
     """Rows whose one gene is ``G<row>``."""
     names = np.array([f"c{r}" for r in range(start, stop)])
     ranked = RankedCells(np.arange(start, stop, dtype=np.int32), np.arange(stop - start + 1))
-    return CellChunk(start, stop, names, ranked, VOCABULARY)
+    return RankedChunk(start, stop, names, ranked, VOCABULARY)
 
 
 def test_assembler_releases_complete_shards_and_skips_committed_ones():

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.bulk import AnnotationJob, ResumeMismatch
-from serving.bulk.shards import SHARDS
+from serving.bulk.store import SHARDS
 from tests.jobs.fakes import fake_runner, job_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from serving.bulk.outputs import write_annotated
 from serving.bulk.plan import group_plan, single_cell_plan
 from serving.bulk.row_tally import RowTally
 from serving.bulk.rows import CellRow, rows_to_table
-from serving.bulk.shards import ShardStore
+from serving.bulk.store import ShardStore
 
 LABELS = ["T cell", None, "B cell", "NK", "B cell", "", "T cell", None, "Mono", "NK", "B cell"]
 
@@ -283,7 +283,7 @@ def test_recording_progress_leaves_no_garbage_for_the_collector(tmp_path, monkey
     import gc
     import json
 
-    import serving.bulk.shards as shards
+    import serving.bulk.store as shards
 
     monkeypatch.setattr(shards, "PROGRESS_INTERVAL_S", 0.0)  # every record written
     # the bulk run collects cycles rarely: a commit must not leave any (an indenting JSON
@@ -309,7 +309,7 @@ def test_the_progress_record_is_rewritten_at_most_twice_a_second_and_when_finish
 ):
     import json
 
-    import serving.bulk.shards as shards
+    import serving.bulk.store as shards
 
     clock = [1000.0]
     monkeypatch.setattr(shards.time, "monotonic", lambda: clock[0])

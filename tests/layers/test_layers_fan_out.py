@@ -7,7 +7,7 @@ import pytest
 
 from serving.core.errors import InvalidRequest
 from serving.core.pipeline import fan_out
-from serving.core.stages import PreparedPrompt, PromptRequest
+from serving.core.requests import PreparedPrompt, PromptRequest
 
 
 class CountingPipeline:

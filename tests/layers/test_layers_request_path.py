@@ -92,42 +92,34 @@ BULK_WALK = [
     "serving/bulk/job.py",
     "serving/bulk/input_file.py",
     "tokenizer_ext/expression_source.py",
-    "serving/bulk/shards.py",
-    "serving/bulk/atomic.py",
+    "serving/bulk/store.py",
     "serving/bulk/answer.py",
-    "serving/bulk/cells.py",
-    "tokenizer_ext/sentences.py",
-    "serving/bulk/runners.py",
     "serving/core/pipeline.py",
     "serving/core/stages.py",
-    "serving/core/ranked_prompts.py",
     "tokenizer_ext/prompt_ids.py",
     "serving/testing/fake_engine.py",
     "serving/core/tasks/parsers.py",
     "serving/bulk/outputs.py",
 ]
-#: from the command (`c2s annotate`'s `run_job`): the command's two files and the execution
-#: mode's come first, and the input is checked (`preflight`) before the job runs
-COMMAND_WALK = [
-    "serving/cli/annotate.py",
-    "serving/cli/options.py",
-    "serving/bulk/backends.py",
-    *BULK_WALK,
-]
+#: from the command (`c2s annotate`'s `run_job`): the command's file first, and the input
+#: is checked (`preflight`, in `job.py`) before the job runs
+COMMAND_WALK = ["serving/cli/annotate.py", *BULK_WALK]
+#: the store's whole-or-nothing writes
+FILE_WRITES = {"replacing", "write_bytes", "write_json", "remove_leftovers"}
 
 
 def reaches_a_bulk_boundary(frame: Frame) -> bool:
-    """The request's boundaries, the expression reader and the atomic file writes."""
-    path, _ = frame
-    return reaches_a_boundary(frame) or path in (
-        "tokenizer_ext/expression_source.py",
-        "serving/bulk/atomic.py",
+    """The request's boundaries, the expression reader and the whole-or-nothing writes."""
+    path, name = frame
+    return (
+        reaches_a_boundary(frame)
+        or path == "tokenizer_ext/expression_source.py"
+        or (path == "serving/bulk/store.py" and name in FILE_WRITES)
     )
 
 
 def test_a_bulk_run_walk(tmp_path, pythia_tokenizer_dir):
-    """16 files from the job on (19 from the command): above issue 16's 12, pinned here so
-    that a change to it is seen (docs/request-path.md)."""
+    """11 files from the job on, 12 from the command: issue 16's bound (docs/request-path.md)."""
     from serving.bulk import AnnotationJob
     from tests.jobs.conftest import small_adata
     from tests.jobs.fakes import fake_runner, job_config
@@ -150,7 +142,7 @@ def test_a_bulk_run_walk(tmp_path, pythia_tokenizer_dir):
 
 
 class TracedRun:
-    """Stands in for the `asyncio` module of `serving.cli.options`: its ``run`` traces the
+    """Stands in for the `asyncio` module of `serving.cli.annotate`: its ``run`` traces the
     command's event loop (the main task is made inside the trace, so that its stack starts
     with the command's frames)."""
 
@@ -172,7 +164,7 @@ def test_a_c2s_annotate_walk(tmp_path, pythia_tokenizer_dir, monkeypatch):
     from contextlib import asynccontextmanager
 
     from serving.bulk import backends
-    from serving.cli import annotate, options
+    from serving.cli import annotate
     from tests.jobs.conftest import small_adata
     from tests.jobs.fakes import fake_runner, job_config
 
@@ -186,10 +178,10 @@ def test_a_c2s_annotate_walk(tmp_path, pythia_tokenizer_dir, monkeypatch):
 
     paths = CallPaths(reaches_a_bulk_boundary)
     monkeypatch.setattr(backends, "open_runner", open_runner)
-    monkeypatch.setattr(options, "asyncio", TracedRun(paths))
+    monkeypatch.setattr(annotate, "asyncio", TracedRun(paths))
     config = job_config(path, tmp_path / "out", label_key="label")
     result = annotate.run_job(config, show_progress=False)
     assert result.report["cells"]["total"] == 40
     assert paths.walk(("serving/cli/annotate.py", "run_job")) == COMMAND_WALK
-    assert len(COMMAND_WALK) == 19
+    assert len(COMMAND_WALK) == 12
     assert paths.returns_to_a_caller() == []

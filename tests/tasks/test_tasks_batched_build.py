@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from benchmarks.wide_atlas import cell_block, gene_symbols
-from serving.core.errors import InvalidTaskInput, PromptTooLong
+from serving.core.errors import BatchItemError, InvalidTaskInput, PromptTooLong
 from serving.core.prompt_builder import PromptBuilder
-from serving.core.stages import BatchItemError, BuildStage, PromptRequest
+from serving.core.requests import PromptRequest
+from serving.core.stages import BuildStage
 from tokenizer_ext import GeneVocabulary
 from tokenizer_ext.ranking import rank_csr
 

@@ -78,7 +78,8 @@ def test_cell_type_prediction_matches_c2s(builder, top_k):
 @pytest.mark.parametrize("top_k", [3, 20])
 def test_batched_cell_type_prompts_are_c2s_prompts_tokenised(builder, top_k):
     """BuildStage builds a chunk of one-cell prompts together; each is C2S's text's ids."""
-    from serving.core.stages import BuildStage, PromptRequest
+    from serving.core.requests import PromptRequest
+    from serving.core.stages import BuildStage
 
     ds = _single_cell_ds()
     theirs = c2s_formatter.C2SPromptFormatter("cell_type_prediction", top_k).format_hf_ds(ds)

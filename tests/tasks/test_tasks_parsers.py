@@ -116,7 +116,8 @@ def test_results_serialise_with_their_kind():
 
 
 def test_the_decode_stage_parses_a_repeated_label_once_and_hands_out_copies():
-    from serving.core.stages import DecodeRequest, DecodeStage
+    from serving.core.requests import DecodeRequest
+    from serving.core.stages import DecodeStage
 
     decoder = Decoder(VOCAB)
     calls = []

@@ -164,7 +164,7 @@ def gene_vocabulary(pbmc_raw):
 @pytest.fixture(scope="session")
 def ranked_pbmc(pbmc_raw):
     """pbmc cells ranked (word indices agree with ``gene_vocabulary``'s first 765)."""
-    from tokenizer_ext import rank_cells
+    from tests.tokenizer_ext.sentence_helpers import rank_cells
 
     return rank_cells(pbmc_raw)
 

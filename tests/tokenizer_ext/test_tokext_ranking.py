@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 import tokenizer_ext.ranking as ranking
 import tokenizer_ext.row_order as row_order
-from tokenizer_ext import GeneVocabulary, RankedCells, cell_sentences, rank_cells
+from tests.tokenizer_ext.sentence_helpers import rank_cells
+from tokenizer_ext import GeneVocabulary, RankedCells, cell_sentences
 
 
 def _naive_stable(dense: np.ndarray, names: list[str]) -> list[str]:

@@ -9,15 +9,17 @@ import pytest
 import scipy.sparse as sp
 from conftest import MATRIX_KINDS, as_matrix_kind
 
+from tests.tokenizer_ext.sentence_helpers import (
+    iter_cell_sentences,
+    rank_cells,
+    sentence_from_mapping,
+)
 from tokenizer_ext import (
     ExpressionValueError,
     GeneVocabulary,
     cell_sentences,
-    iter_cell_sentences,
     iter_ranked_chunks,
     open_expression,
-    rank_cells,
-    sentence_from_mapping,
     sentence_from_vector,
 )
 

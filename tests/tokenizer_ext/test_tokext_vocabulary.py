@@ -15,9 +15,9 @@ from tokenizer_ext import (
     GeneVocabulary,
     InvalidGeneSymbolError,
     UnknownGeneError,
-    guess_organism,
     looks_like_ensembl_id,
 )
+from tokenizer_ext.vocab import guess_organism
 
 
 def test_symbols_are_upper_cased_in_column_order():

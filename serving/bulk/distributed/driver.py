@@ -27,7 +27,7 @@ from serving.bulk.job import AnnotationJob
 from serving.bulk.plan import ShardPlan
 from serving.bulk.progress import ProgressListener
 from serving.bulk.runners import short_model_name
-from serving.bulk.shards import ShardStore
+from serving.bulk.store import ShardStore
 from serving.engine import EngineLimits
 
 

@@ -19,18 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from serving.bulk.answer import PromptSettings, ShardAnswerer, answer_as_read
-from serving.bulk.cells import CellChunk, ReadyShard, rows_per_read
+from serving.bulk.answer import PipelineRunner, PromptSettings, ShardAnswerer, answer_as_read
+from serving.bulk.cells import ReadyShard
 from serving.bulk.config import AnnotateConfig, ExecutionConfig
 from serving.bulk.distributed.ranges import RowRange
 from serving.bulk.heap import settle_heap, trim_heap
+from serving.bulk.input_file import iter_cells
 from serving.bulk.plan import Shard
 from serving.bulk.rows import rows_to_table
-from serving.bulk.runners import PipelineRunner
-from serving.bulk.shards import parquet_bytes
+from serving.bulk.store import parquet_bytes
 from serving.core.tasks import default_registry
 from serving.engine import EngineLimits
-from tokenizer_ext import GeneVocabulary, RankedCells, open_expression, rank_csr
+from tokenizer_ext import GeneVocabulary, RankedCells, RankedChunk
 
 #: what a range task returns: (shard index, its Parquet file's bytes), in row order
 ShardFiles = list[tuple[int, bytes]]
@@ -89,29 +89,19 @@ async def _answer_range(context: RunContext, row_range: RowRange) -> ShardFiles:
     return sorted(files.items())
 
 
-def read_range(context: RunContext, row_range: RowRange) -> Iterator[CellChunk]:
-    """Rows ``start:stop`` of the input as `CellChunk`s, ranked as a whole-file run ranks
-    them (`serving.bulk.cells.iter_cell_chunks`)."""
-    config, vocabulary = context.config, context.vocabulary
+def read_range(context: RunContext, row_range: RowRange) -> Iterator[RankedChunk]:
+    """Rows ``start:stop`` of the input, ranked as a whole-file run ranks them: the
+    tie-break RNG starts where the rows before left it."""
+    config = context.config
     rng = None
     if config.tie_break == "c2s":
         rng = np.random.RandomState()
         rng.set_state(row_range.rng_state)
-    step = rows_per_read(config, vocabulary.n_columns)
-    with open_expression(config.input, layer=config.layer, use_raw=config.use_raw) as source:
-        for start in range(row_range.start, row_range.stop, step):
-            stop = min(start + step, row_range.stop)
-            ranked = rank_csr(
-                source.read_rows(start, stop),
-                vocabulary.column_to_word,
-                tie_break=config.tie_break,
-                rng=rng,
-                top_k=config.genes_per_cell,
-            )
-            yield CellChunk(start, stop, source.obs_names[start:stop], ranked, vocabulary)
+    rows = (row_range.start, row_range.stop)
+    return iter_cells(config, context.vocabulary, rows=rows, rng=rng)
 
 
-def ready_shards(chunks: Iterator[CellChunk], shards: Sequence[Shard]) -> Iterator[ReadyShard]:
+def ready_shards(chunks: Iterator[RankedChunk], shards: Sequence[Shard]) -> Iterator[ReadyShard]:
     """Consecutive shards, each released as soon as the chunks hold all its rows."""
     names: list[str] = []
     parts: list[RankedCells] = []
@@ -119,7 +109,7 @@ def ready_shards(chunks: Iterator[CellChunk], shards: Sequence[Shard]) -> Iterat
     pending = iter(shards)
     shard = next(pending, None)
     for chunk in chunks:
-        names += [str(name) for name in chunk.names]
+        names += [str(name) for name in chunk.obs_names]
         parts.append(chunk.ranked)
         held += chunk.stop - chunk.start
         while shard is not None and held >= shard.n_cells:

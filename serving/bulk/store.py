@@ -1,4 +1,9 @@
-"""Parquet shards, the run's manifest and its progress record, in the output folder.
+"""The run's files on disk: every one written whole or not at all, and the Parquet shard
+store (shards, the run's manifest and its progress record) in the output folder.
+
+A write goes to a temporary file, is fsynced, then ``os.replace``d: a reader (or a resumed
+run) sees the old file or the whole new one, whatever moment the process is killed at,
+and the folder is fsynced so the rename is durable.
 
 Layout of ``out/``::
 
@@ -6,16 +11,18 @@ Layout of ``out/``::
     progress.json           committed shards and cells, rewritten as shards commit
     shards/part-000012.parquet
 
-A shard file exists only once its rows were written and fsynced (`serving.bulk.atomic`),
-so the shard files themselves are the source of truth: a run killed between a shard's
-commit and its progress record loses nothing, and the record is rebuilt from them.
+A shard file exists only once its rows were written whole, so the shard files themselves
+are the source of truth: a run killed between a shard's commit and its progress record
+loses nothing, and the record is rebuilt from them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serving.bulk import atomic
 from serving.bulk.errors import ResumeMismatch
 from serving.bulk.plan import ShardPlan
 from serving.bulk.rows import ROW_SCHEMA
@@ -35,6 +41,67 @@ RUN_FILES = (MANIFEST, PROGRESS)
 #: one are always written. Each record lists every committed shard, and a run of millions
 #: of cells commits thousands: one record per commit would cost time squared in shards.
 PROGRESS_INTERVAL_S = 0.5
+
+
+#: temporary files carry this marker; a run removes leftovers of killed runs
+TEMP_MARKER = ".tmp-"
+
+
+def temp_path(path: Path) -> Path:
+    """A temporary sibling of ``path``, unique to this process."""
+    return path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}")
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``path`` atomically."""
+    temp = temp_path(path)
+    try:
+        yield temp
+        fsync_file(temp)
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with replacing(path) as temp:
+        temp.write_bytes(data)
+
+
+def write_json(path: Path, value: Any, *, indent: int | None = 2) -> None:
+    """Write ``value`` as JSON to ``path`` atomically.
+
+    ``indent=None`` for a file rewritten often: indenting takes the json module's Python
+    encoder, whose closures are reference cycles that only the cyclic collector frees
+    (a bulk run, which runs it rarely, held one encoder per committed shard).
+    """
+    write_bytes(path, (json.dumps(value, indent=indent, sort_keys=False) + "\n").encode())
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Delete temporary files that a killed run left in ``folder``; return how many."""
+    if not folder.is_dir():
+        return 0
+    leftovers = [p for p in folder.iterdir() if TEMP_MARKER in p.name]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -77,9 +144,9 @@ class ShardStore:
         if path.exists():
             _check_same_run(json.loads(path.read_text("utf-8")), manifest, self.out)
         else:
-            atomic.write_json(path, dict(manifest))
-        atomic.remove_leftovers(self.shards_dir)
-        atomic.remove_leftovers(self.out)
+            write_json(path, dict(manifest))
+        remove_leftovers(self.shards_dir)
+        remove_leftovers(self.out)
 
     def _clear(self) -> None:
         for path in self.shards_dir.iterdir():
@@ -103,7 +170,7 @@ class ShardStore:
     def commit(self, index: int, table: pa.Table | bytes) -> None:
         """Write shard ``index`` atomically (a table, or its `parquet_bytes`)."""
         data = table if isinstance(table, bytes) else parquet_bytes(table)
-        atomic.write_bytes(self.shards_dir / shard_name(index), data)
+        write_bytes(self.shards_dir / shard_name(index), data)
 
     def record_progress(self, done: Collection[int], plan: ShardPlan) -> None:
         """Rewrite the progress record (for people and monitors; the shards decide), at
@@ -114,7 +181,7 @@ class ShardStore:
         self._progress_at = now
         done = sorted(done)
         cells = plan.cells_in(done)
-        atomic.write_json(
+        write_json(
             self.out / PROGRESS,
             {
                 "n_shards": len(plan.shards),
@@ -125,7 +192,7 @@ class ShardStore:
                 "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "shards": done,
             },
-            indent=None,  # rewritten as shards commit: see atomic.write_json
+            indent=None,  # rewritten as shards commit: see `write_json`
         )
 
     def read_rows(self, plan: ShardPlan) -> pa.Table:
