@@ -134,7 +134,7 @@ def _training_cpu(training: dict) -> str:
 def _rebuilds(rebuilds: list[dict]) -> str:
     """The recipe rebuilt with its seeds on other CPUs (`models.training.rebuilds`)."""
     runs = [
-        f"on {_cpu(r['machine'])} in {'bf16' if r['bf16'] else 'fp32 (`--no-bf16`)'}, "
+        f"on {_cpu(r['machine'])} in {'bf16' if r['bf16'] else 'fp32'}, "
         f"{r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a step, "
         f"{round(r['engine']['cell_type_accuracy'] * r['held_out_cells'])} of "
         f"{r['held_out_cells']} held out, {sum(r['engine']['invalid'].values())} of "
@@ -250,8 +250,9 @@ Reproduce (from the repository root, in the project's virtual environment):
     make demo-model
 
 which runs `python -m models.training` (train, then evaluate and rewrite this card).
-Training repeats to the digit on the same CPU, not on another: bf16 kernels
-differ with and without AMX, so a rebuild elsewhere is another draw of the recipe.{_rebuilds(rebuilds)}
+Training repeats to the digit on the same CPU, not on another: kernels differ with and
+without AMX, so a rebuild elsewhere is another draw of the recipe. The forward passes run
+under bf16 autocast on CPUs with AMX and in fp32 on the others, where bf16 is slower.{_rebuilds(rebuilds)}
 
 Files: `config.json`, `model.safetensors` (bf16), `tokenizer.json`, `tokenizer_config.json`,
 `special_tokens_map.json`, `gene_vocabulary.txt` (the 765 genes; `PromptBuilder` measures

@@ -1,8 +1,9 @@
 """Rebuilds of the committed recipe on other CPUs, recorded beside the checkpoint.
 
-The weights repeat to the digit only on the same CPU: bf16 kernels differ with and
-without AMX, so a rebuild elsewhere is another draw of the recipe. ``rebuilds.json`` keeps
-each rebuild's CPU, precision, time and engine scores, and the model card shows them.
+The weights repeat to the digit only on the same CPU: its kernels differ with and without
+AMX (which also decides the precision, `models.training.train.autocast`), so a rebuild
+elsewhere is another draw of the recipe. ``rebuilds.json`` keeps each rebuild's CPU,
+precision, time and engine scores, and the model card shows them.
 
 Run with ``python -m models.training.rebuilds --model DIR REBUILD_DIR...``, where each
 ``REBUILD_DIR`` holds a full run (``python -m models.training --out REBUILD_DIR``, with
@@ -32,7 +33,9 @@ def summarise(run_dir: Path) -> dict:
         raise ValueError(f"{run_dir} is not the recipe scored on the held-out cells")
     return {
         "machine": metrics["machine"],
-        "bf16": training["settings"]["bf16"],
+        # the precision that ran: runs before `autocast` ran bf16 whenever asked
+        "bf16": training.get("autocast", "bf16" if training["settings"]["bf16"] else "fp32")
+        == "bf16",
         "seconds": training["seconds"],
         "seconds_per_step": training["seconds_per_step"],
         "held_out_cells": metrics["held_out_cells"],

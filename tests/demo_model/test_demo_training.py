@@ -206,7 +206,7 @@ def test_the_card_gives_each_recorded_rebuild_from_rebuilds_json():
     settings = json.loads((demo / "training.json").read_text())["settings"]
     for r in rebuilds:
         right = round(r["engine"]["cell_type_accuracy"] * r["held_out_cells"])
-        precision = "bf16" if r["bf16"] else "fp32 (`--no-bf16`)"
+        precision = "bf16" if r["bf16"] else "fp32"
         assert (
             f"in {precision}, {r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a "
             f"step, {right} of {r['held_out_cells']} held out, "
@@ -233,5 +233,19 @@ def test_a_rebuild_is_the_recipe_at_most_at_another_precision(tmp_path):
         return summarise(tmp_path)
 
     assert record(bf16=False)["bf16"] is False
+    assert record()["bf16"] is True  # a run from before `autocast` was recorded
+    timing["autocast"] = "fp32"  # the recipe on a CPU without AMX
+    assert record()["bf16"] is False
     with pytest.raises(ValueError, match="not the recipe"):
         record(dropout=0.0)
+
+
+def test_bf16_autocast_runs_only_on_cpus_with_amx():
+    """Without AMX bf16 autocast is slower than fp32 (rebuilds.json), and `make demo-model`
+    must stay under 30 minutes on 2 cores."""
+    from models.training.train import TrainSettings, autocast
+
+    amx, plain = {"has_amx_bf16": True}, {"has_amx_bf16": False}
+    assert autocast(TrainSettings(), amx) == "bf16"
+    assert autocast(TrainSettings(), plain) == "fp32"
+    assert autocast(TrainSettings(bf16=False), amx) == "fp32"
