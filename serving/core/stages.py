@@ -4,8 +4,10 @@
 answer's parse, kept here so that a request's decode reads in one file): they take and
 return lists so that one call carries a whole chunk of a batch, and they serve raw prompts
 (tokenised here, never in the engine) beside task prompts. `BuildStage` checks every task
-prompt's inputs once, with `serving.core.validation.validate_inputs`. The gateway calls
-them in-process or as Ray Serve deployments; the bulk job calls the same classes.
+prompt's inputs once, with `serving.core.validation.validate_inputs`; its `build_ranked`
+builds the bulk job's one-cell prompts straight from ranked genes (`RankedPrompts`). The
+gateway calls them in-process or as Ray Serve deployments; the bulk job calls the same
+classes.
 """
 
 from __future__ import annotations
