@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from serving.bulk import job
 from serving.bulk.config import AnnotateConfig, BulkTask, DistributedConfig, ExecutionConfig
-from serving.bulk.job import RunResult
 from serving.cli import options as opt
 from serving.cli.logs import route_library_logs
 from serving.core.label_scoring import SCORING_BLOCK_SIZE
@@ -91,13 +90,13 @@ def execution_config(
     return ExecutionConfig(mode="local", engine=engine, **execution_options)
 
 
-def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> RunResult:
+def run_job(config: AnnotateConfig, *, show_progress: bool = True) -> job.RunResult:
     """Run ``config`` with a progress bar; errors become a message and exit code 2."""
     with opt.progress_bar(show_progress) as progress:
         return asyncio.run(job.annotate(config, progress))
 
 
-def print_summary(result: RunResult) -> None:
+def print_summary(result: job.RunResult) -> None:
     """Cells, speed, accuracy and where the outputs are."""
     report = result.report
     run = report["run"]
