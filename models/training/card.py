@@ -132,9 +132,10 @@ def _training_cpu(training: dict) -> str:
 
 
 def _rebuilds(rebuilds: list[dict]) -> str:
-    """The recipe rebuilt with its seeds on other CPUs (`models.training.rebuilds`)."""
+    """The recipe rebuilt with its seeds on other CPUs (`models.training.rebuilds`), each
+    with the number of steps the recipe had then."""
     runs = [
-        f"on {_cpu(r['machine'])} in {'bf16' if r['bf16'] else 'fp32'}, "
+        f"{r['steps']:,} steps on {_cpu(r['machine'])} in {'bf16' if r['bf16'] else 'fp32'}, "
         f"{r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a step, "
         f"{round(r['engine']['cell_type_accuracy'] * r['held_out_cells'])} of "
         f"{r['held_out_cells']} held out, {sum(r['engine']['invalid'].values())} of "
@@ -143,7 +144,10 @@ def _rebuilds(rebuilds: list[dict]) -> str:
     ]
     if not runs:
         return ""
-    return f" Rebuilt with the same recipe and seeds (`rebuilds.json`): {'; '.join(runs)}."
+    return (
+        " Rebuilt with the same seeds, at the steps the recipe had then (`rebuilds.json`): "
+        f"{'; '.join(runs)}."
+    )
 
 
 def _folds(b: dict) -> str:

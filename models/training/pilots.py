@@ -23,7 +23,7 @@ LAST_POINTS = 3
 
 
 def summarise(pilot_dir: Path) -> dict:
-    """One pilot's changed settings, validation size and last curve points."""
+    """One pilot's settings, precision, validation size and last curve points."""
     training = json.loads((pilot_dir / "training.json").read_text())
     defaults = asdict(TrainSettings())
     # a switch added after the pilot ran was off in it
@@ -35,18 +35,32 @@ def summarise(pilot_dir: Path) -> dict:
     settings = {**training["settings"], **added}
     if not settings.get("validation_cells"):
         raise ValueError(f"{pilot_dir} is not a pilot run (no --validation-cells)")
-    changed = {
-        k: v for k, v in settings.items() if k != "validation_cells" and defaults.get(k) != v
-    }
     return {
         "name": pilot_dir.name,
-        "changed_settings": changed,
         "settings": settings,
+        "precision": precision(training),
         "train_cells": training["train_cells"],
         "validation_cells": settings["validation_cells"],
         "curve": training["held_out_curve"][-LAST_POINTS:],
         "seconds_per_step": training.get("seconds_per_step"),
         **_engine_scores(pilot_dir),
+    }
+
+
+def precision(training: dict) -> str:
+    """The precision a run's forward passes ran in: before `autocast` was recorded, a run
+    ran bf16 whenever it asked for it, whatever the CPU."""
+    return training.get("autocast", "bf16" if training["settings"].get("bf16") else "fp32")
+
+
+def changed_settings(pilot: dict, reference: dict | None = None) -> dict:
+    """A pilot's settings that differ from ``reference`` (by default the recipe's, as it is
+    now); the validation split is every pilot's own."""
+    reference = asdict(TrainSettings()) if reference is None else reference
+    return {
+        k: v
+        for k, v in pilot["settings"].items()
+        if k != "validation_cells" and reference.get(k) != v
     }
 
 
@@ -91,16 +105,19 @@ def pilot_table(pilots: list[dict]) -> str:
         "(`evaluate --validation-cells`: greedy cell type accuracy, and invalid outputs of "
         "every task's examples):",
         "",
-        "| pilot | settings that differ from the recipe | at steps | answer loss | greedy exact "
-        "| engine: accuracy, invalid outputs |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| pilot | settings that differ from the recipe | precision | at steps | answer loss "
+        "| greedy exact | engine: accuracy, invalid outputs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in pilots:
-        changed = ", ".join(f"`{k}` {v}" for k, v in p["changed_settings"].items()) or "none"
+        changed = ", ".join(f"`{k}` {v}" for k, v in changed_settings(p).items()) or "none"
         steps = "/".join(str(point["step"]) for point in p["curve"])
         loss = " / ".join(f"{point['answer_loss']:.3f}" for point in p["curve"])
         exact = " / ".join(f"{100 * point['greedy_exact']:.1f}%" for point in p["curve"])
-        rows.append(f"| {p['name']} | {changed} | {steps} | {loss} | {exact} | {_engine_cell(p)} |")
+        rows.append(
+            f"| {p['name']} | {changed} | {p['precision']} | {steps} | {loss} | {exact} "
+            f"| {_engine_cell(p)} |"
+        )
     return "\n".join(rows)
 
 
@@ -155,7 +172,8 @@ class RecipeRule:
         return (
             f"The recipe is the pilot with the fewest invalid outputs among those whose last "
             f"validation answer loss is within {self.loss_margin} of {self.baseline}'s (the "
-            f"previous recipe; training on 1 thread instead of 2 alone moves it that much), "
+            f"recipe the pilots set out to improve; training on 1 thread instead of 2 alone moves "
+            f"it that much), "
             f"with fewer invalid outputs than {self.baseline} in all and {guarded} each no "
             f"less valid. The rule was fixed before the pilots were served. Passing: "
             f"{', '.join(p['name'] for p in passing)}. Chosen: {chosen['name']}, "
@@ -169,7 +187,9 @@ class RecipeRule:
         reseeded = [
             p
             for p in pilots
-            if p.get("changed_settings") and set(p["changed_settings"]) <= SEEDS and "engine" in p
+            if "engine" in p
+            and (changed := changed_settings(p, chosen["settings"]))
+            and set(changed) <= SEEDS
         ]
         if not reseeded:
             return ""

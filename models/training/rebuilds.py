@@ -32,6 +32,8 @@ def summarise(run_dir: Path) -> dict:
     if changed - {"bf16"} or metrics.get("cells") != "held_out":
         raise ValueError(f"{run_dir} is not the recipe scored on the held-out cells")
     return {
+        # a rebuild of an earlier recipe stays on record with the steps it then had
+        "steps": training["settings"]["steps"],
         "machine": metrics["machine"],
         # the precision that ran: runs before `autocast` ran bf16 whenever asked
         "bf16": training.get("autocast", "bf16" if training["settings"]["bf16"] else "fp32")

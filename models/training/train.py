@@ -55,7 +55,7 @@ class TrainSettings:
     ``training.json``), chosen on the pilots recorded in its ``pilots.json``.
     """
 
-    steps: int = 2000
+    steps: int = 2400
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1

@@ -49,7 +49,7 @@ def test_a_pilot_recorded_before_a_switch_existed_ran_with_it_off(tmp_path):
     import json
     from dataclasses import asdict
 
-    from models.training.pilots import summarise
+    from models.training.pilots import changed_settings, summarise
     from models.training.train import TrainSettings
 
     settings = asdict(TrainSettings()) | {"validation_cells": 112}
@@ -59,7 +59,7 @@ def test_a_pilot_recorded_before_a_switch_existed_ran_with_it_off(tmp_path):
     pilot = summarise(tmp_path)
     assert pilot["settings"]["prompt_loss_genes_only"] is False
     switched_on = TrainSettings().prompt_loss_genes_only
-    assert ("prompt_loss_genes_only" in pilot["changed_settings"]) == switched_on
+    assert ("prompt_loss_genes_only" in changed_settings(pilot)) == switched_on
 
 
 def test_cell_frames_are_the_tokens_around_genes_in_multi_cell_text():
@@ -93,7 +93,10 @@ def test_a_pilot_shows_its_engine_scores_on_its_validation_cells(tmp_path):
     record = {"settings": settings, "train_cells": 448, "held_out_curve": curve}
     (tmp_path / "training.json").write_text(json.dumps(record))
     assert "engine" not in summarise(tmp_path)
-    assert pilot_table([summarise(tmp_path)]).endswith("| 80.0% | - |")
+    # no recorded precision: it asked for bf16, and ran it before autocast was recorded
+    assert pilot_table([summarise(tmp_path)]).endswith("| none | bf16 | 1600 | 0.120 | 80.0% | - |")
+    (tmp_path / "training.json").write_text(json.dumps(record | {"autocast": "fp32"}))
+    assert "| none | fp32 | 1600 |" in pilot_table([summarise(tmp_path)])
     tasks = {"cell_generation": {"valid": 0.95}, "abstract_to_cells": {"valid": 0.9}}
     metrics = {"cells": "validation", "cell_type_accuracy": 0.8214, "validity_examples": 100}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics | {"tasks": tasks}))
@@ -109,7 +112,7 @@ def _scored(name: str, loss: float, **invalid: int) -> dict:
     counts = {"multi_cell_generation": 0, "abstract_to_cells": 0, "cell_generation": 0}
     counts.update(invalid)
     engine = {"cell_type_accuracy": 0.8, "invalid": counts, "examples": 300}
-    return {"name": name, "curve": [{"answer_loss": loss}], "engine": engine}
+    return {"name": name, "settings": {}, "curve": [{"answer_loss": loss}], "engine": engine}
 
 
 def test_the_recipe_rule_picks_the_least_invalid_pilot_within_the_loss_margin():
@@ -142,8 +145,14 @@ def test_the_rule_reports_the_chosen_recipe_under_other_seeds():
     rule = RecipeRule("base", 0.003, ())
     base = _scored("base", 0.120, cell_generation=9)
     best = _scored("best", 0.121, cell_generation=2)
-    reseeded = {**_scored("again", 0.125, cell_generation=7), "changed_settings": {"data_seed": 2}}
-    other = {**_scored("other", 0.130, cell_generation=8), "changed_settings": {"dropout": 0.0}}
+    recipe = {"data_seed": 1, "dropout": 0.1, "validation_cells": 112}
+    base = {**base, "settings": {**recipe, "dropout": 0.0, "data_seed": 2}}
+    best = {**best, "settings": recipe}
+    reseeded = {
+        **_scored("again", 0.125, cell_generation=7),
+        "settings": {**recipe, "data_seed": 2},
+    }
+    other = {**_scored("other", 0.130, cell_generation=8), "settings": {**recipe, "dropout": 0.0}}
     text = rule.describe([base, best, reseeded, other])
     assert "Chosen: best," in text
     assert "(best: loss 0.1210, accuracy 80.0%, 2 invalid; again: loss 0.1250" in text
@@ -170,7 +179,8 @@ def test_the_card_names_the_cpu_a_run_trained_on_when_recorded():
     demo = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
     metrics = json.loads((demo / "metrics.json").read_text())
     training = json.loads((demo / "training.json").read_text())
-    assert "training on a 2-core CPU (" in render_card(metrics, training)
+    unrecorded = {k: v for k, v in training.items() if k != "machine"}
+    assert "training on a 2-core CPU (" in render_card(metrics, unrecorded)
     cpu = {"cpu": "Xeon X", "logical_cpus": 2, "has_amx_bf16": True}
     card = render_card(metrics, {**training, "machine": cpu})
     assert "training on Xeon X (2 logical CPUs, with AMX) (" in card
@@ -197,6 +207,7 @@ def test_the_card_gives_each_recorded_rebuild_from_rebuilds_json():
     import json
     from pathlib import Path
 
+    from models.training.card import _cpu
     from models.training.rebuilds import read_rebuilds
 
     demo = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
@@ -208,7 +219,7 @@ def test_the_card_gives_each_recorded_rebuild_from_rebuilds_json():
         right = round(r["engine"]["cell_type_accuracy"] * r["held_out_cells"])
         precision = "bf16" if r["bf16"] else "fp32"
         assert (
-            f"in {precision}, {r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a "
+            f"{r['steps']:,} steps on {_cpu(r['machine'])} in {precision}, {r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a "
             f"step, {right} of {r['held_out_cells']} held out, "
             f"{sum(r['engine']['invalid'].values())} of 1,200 invalid outputs" in card
         )
@@ -233,6 +244,7 @@ def test_a_rebuild_is_the_recipe_at_most_at_another_precision(tmp_path):
         return summarise(tmp_path)
 
     assert record(bf16=False)["bf16"] is False
+    assert record()["steps"] == TrainSettings().steps
     assert record()["bf16"] is True  # a run from before `autocast` was recorded
     timing["autocast"] = "fp32"  # the recipe on a CPU without AMX
     assert record()["bf16"] is False
