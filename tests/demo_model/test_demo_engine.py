@@ -28,6 +28,8 @@ DEMO = Path(__file__).resolve().parents[2] / "models" / "c2s-demo-pythia"
 #: bf16 kernel differences between machines
 ACCURACY_FLOOR = 0.70
 MAJORITY = 0.343
+#: issue 17's bar for the committed checkpoint's evaluation: 115 of the 140 (82.1%)
+CARD_BAR = 115 / 140
 #: measured validity is reported per task in the model card; every task must mostly work
 VALIDITY_FLOOR = 0.5
 EXAMPLES_PER_TASK = 6
@@ -82,6 +84,7 @@ async def test_held_out_cell_type_accuracy(demo_engine, builder, data):
     measured = json.loads((DEMO / "metrics.json").read_text())["cell_type_accuracy"]
     assert accuracy >= ACCURACY_FLOOR > MAJORITY + 0.3
     assert abs(accuracy - measured) <= 0.05  # the model card's number is reproduced
+    assert measured >= CARD_BAR
 
 
 #: sha256 of the token ids of the 140 held-out cell type prompts of the committed checkpoint
