@@ -1,9 +1,10 @@
 """The pilot runs that chose the demo's recipe, recorded beside the checkpoint.
 
 A pilot (``--validation-cells 112``) trains on 448 training cells and logs its curve on the
-other 112, never on the 140 held-out cells. ``pilots.json`` keeps each pilot's settings
-that differ from the recipe's defaults and its last curve points, and the model card shows
-them, so a reader can see what the recipe was chosen on, and `RECIPE_RULE` states how.
+other 112, never on the 140 held-out cells. ``pilots.json`` keeps each pilot's settings,
+precision and last curve points, and the model card shows them (the settings that differ
+from today's recipe), so a reader can see what the recipe was chosen on, and `RECIPE_RULE`
+states how.
 
 Run with ``python -m models.training.pilots --model DIR PILOT_DIR...``.
 """

@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from models.training.pilots import engine_summary
+from models.training.pilots import engine_summary, precision
 from models.training.train import DEFAULT_OUT, TrainSettings
 
 REBUILDS_FILE = "rebuilds.json"
@@ -35,9 +35,7 @@ def summarise(run_dir: Path) -> dict:
         # a rebuild of an earlier recipe stays on record with the steps it then had
         "steps": training["settings"]["steps"],
         "machine": metrics["machine"],
-        # the precision that ran: runs before `autocast` ran bf16 whenever asked
-        "bf16": training.get("autocast", "bf16" if training["settings"]["bf16"] else "fp32")
-        == "bf16",
+        "bf16": precision(training) == "bf16",
         "seconds": training["seconds"],
         "seconds_per_step": training["seconds_per_step"],
         "held_out_cells": metrics["held_out_cells"],
