@@ -212,3 +212,13 @@ def test_the_card_states_the_moving_averages_decay_at_the_last_step():
     assert ema_decay_at(0.995, 1791) == 0.995
     card = (DEMO / "README.md").read_text()
     assert f"{ema_decay_at(training['settings']['ema_decay'], last):.4f} at the last step" in card
+
+
+def test_the_committed_rebuild_fits_make_demo_models_30_minutes_on_2_cores():
+    """Issue 17: the recorded run (data, tokenizer, training, then the engine evaluation)
+    took under 30 minutes on a 2-core machine."""
+    training = json.loads((DEMO / "training.json").read_text())
+    metrics = json.loads((DEMO / "metrics.json").read_text())
+    assert training["machine"]["logical_cpus"] == 2
+    assert training["settings"]["torch_threads"] == 2
+    assert (training["seconds"] + metrics["seconds"]) / 60 < 30

@@ -219,8 +219,9 @@ def test_the_card_gives_each_recorded_rebuild_from_rebuilds_json():
         right = round(r["engine"]["cell_type_accuracy"] * r["held_out_cells"])
         precision = "bf16" if r["bf16"] else "fp32"
         assert (
-            f"{r['steps']:,} steps on {_cpu(r['machine'])} in {precision}, {r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a "
-            f"step, {right} of {r['held_out_cells']} held out, "
+            f"{r['steps']:,} steps on {_cpu(r['machine'])} in {precision}, "
+            f"{r['seconds'] / 60:.1f} minutes at {r['seconds_per_step']:.2f} s a step, "
+            f"{right} of {r['held_out_cells']} held out, "
             f"{sum(r['engine']['invalid'].values())} of 1,200 invalid outputs" in card
         )
     assert {r["bf16"] for r in rebuilds} == {True, False} and settings["bf16"] is True
